@@ -1,0 +1,109 @@
+"""Boundary checks: every public entry point converts and validates here, once.
+
+Arrays are converted with ``np.ascontiguousarray(x, dtype)`` (float64 input becomes float32
+unless a module computes in float64), then checked for rank, emptiness and finiteness with
+one vectorised pass.  Kernels never re-validate.
+"""
+import numpy as np
+from numba import njit
+
+from .errors import DimensionMismatch, InvalidConfig, InvalidInput
+
+
+@njit(cache=True, fastmath={"reassoc", "nsz", "arcp", "contract"})
+def _sum_squares(flat):
+    """sum x^2 in float64: NaN/Inf when an entry is NaN/Inf (one vectorised pass)."""
+    total = 0.0
+    for i in range(flat.shape[0]):
+        v = np.float64(flat[i])
+        total += v * v
+    return total
+
+
+def _shape(x):
+    return tuple(getattr(x, "shape", ()))
+
+
+def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, with_norm=False,
+             check=True):
+    """Convert ``x`` to a C-contiguous array of ``dtype`` and check it.
+
+    With ``with_norm`` returns ``(array, ||array||_F)`` (0 for an empty array).
+    ``check=False`` skips the finiteness pass for callers whose kernel checks the values
+    as it reads them (the dense attention forward).
+    Raises InvalidInput for ragged or non-numeric data, empty arrays (unless allowed), NaN or
+    Inf; DimensionMismatch when ``ndim`` (an int or a tuple of allowed ranks) does not match.
+    """
+    try:
+        arr = np.ascontiguousarray(x, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"{name} must be a numeric array (got {type(x).__name__}): {exc}") from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            raise DimensionMismatch(
+                f"{name} must have rank {' or '.join(map(str, allowed))}, got shape {arr.shape}")
+    if arr.size == 0:
+        if not allow_empty:
+            raise InvalidInput(f"{name} is empty (shape {arr.shape})")
+        return (arr, 0.0) if with_norm else arr
+    if not check:
+        return arr
+    norm = check_finite(arr, name)
+    return (arr, norm) if with_norm else arr
+
+
+def check_finite(arr, name):
+    """Raise InvalidInput if ``arr`` holds NaN or Inf; return its Frobenius norm otherwise.
+
+    The norm is inf for finite float64 data whose squares overflow.
+    """
+    sumsq = float(_sum_squares(arr.reshape(-1)))
+    if not np.isfinite(sumsq):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise InvalidInput(f"{name} contains {bad} NaN/Inf value(s) (shape {arr.shape})")
+    return float(np.sqrt(sumsq))
+
+
+def as_bool_mask(mask, name="mask"):
+    """Convert a boolean mask (True = may attend); other dtypes are rejected, not guessed."""
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise InvalidInput(
+            f"{name} must be boolean (True = may attend), got dtype {arr.dtype}; "
+            "additive float masks are not accepted")
+    return arr
+
+
+def require_same(a_name, a_val, b_name, b_val, what, a_shape, b_shape):
+    """Raise DimensionMismatch naming both arguments when ``a_val != b_val``."""
+    if a_val != b_val:
+        raise DimensionMismatch(
+            f"{what} of {a_name} {a_shape} and {b_name} {b_shape} differ: {a_val} != {b_val}")
+
+
+def positive_int(value, name):
+    """Check a positive integer configuration value."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InvalidConfig(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def probability(value, name):
+    """Check a probability in [0, 1)."""
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise InvalidConfig(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= p < 1.0:
+        raise InvalidConfig(f"{name} must be in [0, 1), got {value!r}")
+    return p
+
+
+def float_dtype(dtype):
+    """The compute dtype of a module: float32 (default) or float64."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise InvalidConfig(f"dtype must be float32 or float64, got {dt}")
+    return dt

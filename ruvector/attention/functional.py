@@ -1,0 +1,246 @@
+"""Scaled dot-product attention on canonical 4-D arrays: drivers around the Numba kernels.
+
+``attention_forward`` / ``attention_backward`` work on C-contiguous ``(B, H, L, D)`` arrays
+of one float dtype (already validated); :func:`scaled_dot_product_attention` is the public,
+validating entry point for any rank.
+
+    Attention(Q, K, V) = softmax(scale * Q K^T + log M) V,   scale = 1/sqrt(D) by default,
+
+where M is the boolean mask (True = may attend), combined with the causal mask
+``j <= i`` (top-left aligned when Lq != Lk).  A query row with no allowed key returns 0.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._threads import blas_single_thread, num_workers
+from .._validate import as_array, as_bool_mask, check_finite, require_same
+from ..errors import DimensionMismatch, InvalidInput
+from .kernels import dense
+
+# Below this many multiply-adds (Lq*Lk*(D+Dv) summed over batch and heads) the serial kernel
+# wins: thread start-up and BLAS re-configuration cost more than they save.
+PARALLEL_MIN_WORK = 1 << 20
+DEFAULT_MAX_KEYS = 1 << 24
+
+_NO_MASK = np.broadcast_to(np.ones((1, 1, 1, 1), dtype=np.bool_), (1, 1, 1, 1))
+
+
+@dataclass
+class AttentionContext:
+    """What the backward needs from a forward call (arrays in the compute dtype)."""
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    out: np.ndarray
+    lse: np.ndarray
+    mask: np.ndarray
+    has_mask: bool
+    causal: bool
+    scale: float
+    drop_p: float
+    seed: int
+
+
+def _plan(B, H, Lq, Lk, D, Dv):
+    """(parallel?, workers) for a problem size; small problems run serially."""
+    if B * H * Lq * Lk * (D + Dv) < PARALLEL_MIN_WORK:
+        return False, 1
+    W = num_workers()
+    return W > 1, W
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, seed=0):
+    """Fused forward on 4-D arrays; returns ``(out (B,H,Lq,Dv), AttentionContext, finite)``.
+
+    ``mask`` is None or a boolean array broadcastable to (B, H, Lq, Lk).  The dtype of
+    ``q`` is the compute dtype; ``lse`` (B, H, Lq) is saved for the backward.
+    ``finite`` is False when a raw score, an output or a log-sum-exp was NaN/Inf: a
+    non-finite input, or an overflow (see :func:`sdpa_with_context`).
+    """
+    B, H, Lq, D = q.shape
+    Lk, Dv = k.shape[2], v.shape[3]
+    dt = q.dtype.type
+    scale = float(1.0 / np.sqrt(D)) if scale is None else float(scale)
+    has_mask = mask is not None
+    mask4 = np.broadcast_to(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
+    parallel, W = _plan(B, H, Lq, Lk, D, Dv)
+    nqb = -(-Lq // dense.QB)
+    nkc = 1
+    if parallel and B * H * nqb < W:
+        nkc = min(-(-W // (B * H * nqb)), -(-Lk // dense.KT))
+    kchunk = -(-Lk // nkc)
+    o = np.empty((nkc, B, H, Lq, Dv), dtype=q.dtype)
+    lse = np.empty((nkc, B, H, Lq), dtype=q.dtype)
+    poison = np.zeros(W, dtype=q.dtype)
+    args = (q, k, v, mask4, has_mask, bool(causal), dt(scale), float(drop_p), int(seed),
+            nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv)), q.dtype),
+            np.empty((W, dense.KT), np.int32), poison)
+    if parallel:
+        with blas_single_thread():
+            dense.forward_parallel(*args)
+    else:
+        dense.forward_serial(*args)
+    out, lse = merge_key_chunks(o, lse)
+    ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
+                           float(drop_p), int(seed))
+    return out, ctx, not np.isnan(poison.sum())
+
+
+def merge_key_chunks(o, lse):
+    """Merge per-key-chunk partial results: lse = logsumexp_c lse_c, O = sum_c e^(lse_c-lse) O_c."""
+    if o.shape[0] == 1:
+        return o[0], lse[0]
+    top = lse.max(axis=0)
+    safe_top = np.where(np.isfinite(top), top, 0).astype(lse.dtype)
+    w = np.exp(lse - safe_top)                      # (C, B, H, Lq); -inf chunks give 0
+    total = w.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        merged_lse = np.where(total > 0, safe_top + np.log(total), -np.inf).astype(lse.dtype)
+        w = np.where(total > 0, w / np.where(total > 0, total, 1), 0).astype(o.dtype)
+    out = np.einsum("cbhq,cbhqd->bhqd", w, o)
+    return np.ascontiguousarray(out), merged_lse
+
+
+def attention_backward(ctx, dout):
+    """Gradients (dQ, dK, dV) of a forward call given dL/dOut (B, H, Lq, Dv)."""
+    q, k, v = ctx.q, ctx.k, ctx.v
+    B, H, Lq, D = q.shape
+    Lk, Dv = k.shape[2], v.shape[3]
+    dout = np.ascontiguousarray(dout, dtype=q.dtype)
+    delta = np.einsum("bhqd,bhqd->bhq", dout, ctx.out).astype(q.dtype)
+    parallel, W = _plan(B, H, Lq, Lk, D, Dv)
+    nqb = -(-Lq // dense.QB)
+    nqc = min(-(-W // (B * H)), nqb) if parallel and B * H < W else 1
+    dq = np.empty_like(q)
+    dk = np.zeros((nqc, B, H, Lk, D), q.dtype)
+    dv = np.zeros((nqc, B, H, Lk, Dv), q.dtype)
+    args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal,
+            q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, dq, dk, dv,
+            np.empty((W, dense.backward_scratch_size(D, Dv)), q.dtype),
+            np.empty((W, dense.KT), np.int32))
+    if parallel:
+        with blas_single_thread():
+            dense.backward_parallel(*args)
+    else:
+        dense.backward_serial(*args)
+    return dq, dk.sum(axis=0) if nqc > 1 else dk[0], dv.sum(axis=0) if nqc > 1 else dv[0]
+
+
+def attention_weights(ctx):
+    """Softmax weights (B, H, Lq, Lk) of a forward call (before dropout)."""
+    q, k = ctx.q, ctx.k
+    B, H, Lq, _ = q.shape
+    out = np.empty((B, H, Lq, k.shape[2]), q.dtype)
+    dense.attention_weights(q, k, ctx.lse, ctx.mask, ctx.has_mask, ctx.causal,
+                            ctx.scale, out)
+    return out
+
+
+@dataclass
+class Prepared:
+    """Validated inputs in canonical 4-D form plus what is needed to restore the user's rank."""
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    mask: object
+    rank: int
+    lead: tuple
+    originals: tuple  # (query, key, value) as converted, for error messages
+
+
+def prepare_inputs(query, key, value, mask=None, *, dtype=np.float32,
+                   max_keys=DEFAULT_MAX_KEYS):
+    """Validate and reshape (D,) / (N, D) / (B, N, D) / (B, H, N, D) inputs to 4-D.
+
+    A single query (D,) goes with keys (N, D); otherwise query, key and value share their
+    leading dimensions.  Values may be wider or narrower than keys.
+    """
+    q = as_array(query, "query", dtype=dtype, ndim=(1, 2, 3, 4), allow_empty=True,
+                 check=False)
+    k = as_array(key, "key", dtype=dtype, ndim=(2, 3, 4), check=False)
+    v = as_array(value, "value", dtype=dtype, ndim=(2, 3, 4), check=False)
+    rank = q.ndim
+    qx = q[None] if rank == 1 else q
+    if k.ndim != qx.ndim:
+        raise DimensionMismatch(
+            f"key {k.shape} must have rank {qx.ndim} to go with query {q.shape}")
+    require_same("query", qx.shape[:-2], "key", k.shape[:-2], "leading dimensions",
+                 q.shape, k.shape)
+    require_same("key", k.shape[:-1], "value", v.shape[:-1], "leading dimensions and lengths",
+                 k.shape, v.shape)
+    require_same("query", q.shape[-1], "key", k.shape[-1], "feature widths", q.shape, k.shape)
+    Lk = k.shape[-2]
+    if Lk > max_keys:
+        raise InvalidInput(f"key holds {Lk} keys per call, over the limit max_keys={max_keys}")
+    lead = qx.shape[:-2]
+    expand = (None,) * (4 - qx.ndim)
+    q4, k4, v4 = qx[expand], k[expand], v[expand]
+    mask4 = None
+    if mask is not None:
+        m = as_bool_mask(mask)
+        logits_shape = q.shape[:-1] + (Lk,)
+        try:
+            m = np.broadcast_to(m, logits_shape)
+        except ValueError:
+            raise DimensionMismatch(
+                f"mask {m.shape} does not broadcast to the logits shape {logits_shape} "
+                f"of query {q.shape} and key {k.shape}") from None
+        if rank == 1:
+            m = m[None]
+        mask4 = m[expand]
+    return Prepared(q4, k4, v4, mask4, rank, lead, (q, k, v))
+
+
+def restore_rank(x4, rank, lead):
+    """Inverse of the 4-D reshape of :func:`prepare_inputs` for an output (B, H, Lq, X)
+    or weights (B, H, Lq, Lk): back to the query's rank."""
+    if rank == 4:
+        return x4
+    if rank == 1:
+        return x4[0, 0, 0]
+    return x4.reshape(lead + x4.shape[-2:])
+
+
+def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, scale=None,
+                                 return_weights=False, dtype=np.float32,
+                                 max_keys=DEFAULT_MAX_KEYS):
+    """softmax(scale * Q K^T masked) V for any accepted rank; see :func:`prepare_inputs`.
+
+    Returns the output in the query's rank (last dim = value width) and, when
+    ``return_weights``, the weights in the logits shape (..., Lq, Lk).
+    """
+    out, w, _ = sdpa_with_context(query, key, value, mask, causal=causal, scale=scale,
+                                  return_weights=return_weights, dtype=dtype,
+                                  max_keys=max_keys)
+    return (out, w) if return_weights else out
+
+
+def sdpa_with_context(query, key, value, mask=None, *, causal=False, scale=None,
+                      return_weights=False, dtype=np.float32, max_keys=DEFAULT_MAX_KEYS,
+                      drop_p=0.0, seed=0):
+    """Validated forward returning ``(out, weights or None, (ctx, prepared))``.
+
+    NaN/Inf inputs are found without an extra pass over memory: they make a raw score (query,
+    key) or the output (value) non-finite, and only then are the inputs checked one by one to
+    name the culprit (InvalidInput).  float32 inputs so large that scores or sums overflow
+    (non-finite results from finite inputs) are recomputed in float64 and cast back; the
+    output is bounded by max |value|, so it is finite.
+    """
+    prep = prepare_inputs(query, key, value, mask, dtype=dtype, max_keys=max_keys)
+    q, k, v = prep.q, prep.k, prep.v
+    if causal and k.shape[2] > q.shape[2]:  # keys past the last query are never read
+        check_finite(k[:, :, q.shape[2]:], "key")
+        check_finite(v[:, :, q.shape[2]:], "value")
+    out4, ctx, finite = attention_forward(q, k, v, prep.mask, causal, scale, drop_p, seed)
+    if not finite:
+        for name, arr in zip(("query", "key", "value"), prep.originals):
+            check_finite(arr, name)
+        q, k, v = (a.astype(np.float64) for a in (q, k, v))
+        out4, ctx, _ = attention_forward(q, k, v, prep.mask, causal, scale, drop_p, seed)
+    out = restore_rank(out4.astype(prep.q.dtype, copy=False), prep.rank, prep.lead)
+    weights = None
+    if return_weights:
+        w4 = attention_weights(ctx).astype(prep.q.dtype, copy=False)
+        weights = restore_rank(w4, prep.rank, prep.lead)
+    return out, weights, (ctx, prep)

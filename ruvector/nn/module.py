@@ -1,0 +1,98 @@
+"""Module base: named parameters, gradients and state dicts (shape-checked)."""
+import numpy as np
+
+from .._validate import float_dtype
+from ..errors import InvalidConfig
+
+
+class Module:
+    """Base class of every trainable object.
+
+    Subclasses register arrays with :meth:`_register`; ``parameters()`` returns the live
+    arrays (an optimizer updates them in place), ``grads`` holds one gradient array per
+    parameter under the same name, which ``backward`` calls accumulate into (``+=``) until
+    :meth:`zero_grad`.  ``training`` switches dropout on; :meth:`train` / :meth:`eval` set it.
+    Parameters live in the module's compute ``dtype`` (float32 by default; float64 is there
+    for gradient checks and for users who want it).
+    """
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = float_dtype(dtype)
+        self._params = {}
+        self.grads = {}
+        self.training = False
+
+    def _register(self, name, value):
+        arr = np.ascontiguousarray(value, dtype=self.dtype)
+        self._params[name] = arr
+        self.grads[name] = np.zeros_like(arr)
+        return arr
+
+    def parameters(self):
+        """Live parameter arrays by name (updating them in place updates the module)."""
+        return dict(self._params)
+
+    def zero_grad(self):
+        """Set every gradient to zero."""
+        for g in self.grads.values():
+            g[...] = 0
+
+    def train(self, mode=True):
+        """Switch training mode (dropout on) and return self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Switch to inference mode (dropout off) and return self."""
+        return self.train(False)
+
+    def state_dict(self):
+        """Copies of the parameters by name."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state):
+        """Copy ``state`` into the parameters; every name must match with the same shape.
+
+        Raises InvalidConfig for missing or unknown names, shape mismatches and NaN/Inf.
+        """
+        expected, given = set(self._params), set(state)
+        if expected != given:
+            missing, unknown = sorted(expected - given), sorted(given - expected)
+            raise InvalidConfig(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                f"unknown keys {unknown}")
+        for name, value in state.items():
+            arr = np.asarray(value)
+            target = self._params[name]
+            if arr.shape != target.shape:
+                raise InvalidConfig(
+                    f"{type(self).__name__}.load_state_dict: {name!r} has shape {arr.shape}, "
+                    f"expected {target.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise InvalidConfig(f"{type(self).__name__}.load_state_dict: {name!r} has NaN/Inf")
+        for name, value in state.items():
+            self._params[name][...] = value
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def _require_cache(self, cache):
+        if cache is None:
+            raise InvalidConfig(f"{type(self).__name__}.backward called before forward")
+        return cache
+
+
+def glorot_uniform(rng, fan_in, fan_out, shape=None):
+    """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
+    a = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-a, a, size=shape or (fan_in, fan_out))
+
+
+def make_rng(seed):
+    """A NumPy Generator from a seed, None (fresh entropy) or an existing Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
