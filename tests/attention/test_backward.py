@@ -1,0 +1,113 @@
+"""Every backward against central finite differences in float64 (relative error < 1e-3)."""
+import numpy as np
+import pytest
+
+import ruvector.attention.functional as F
+from ruvector import MultiHeadAttention, ScaledDotProductAttention
+from tests.conftest import finite_difference, rel_error
+
+
+def _sdpa_case(rng, shape_q, shape_k, dv, mask=None, causal=False, dropout=0.0):
+    q = rng.standard_normal(shape_q)
+    k = rng.standard_normal(shape_k)
+    v = rng.standard_normal(shape_k[:-1] + (dv,))
+    attn = ScaledDotProductAttention(causal=causal, dropout=dropout, seed=7, dtype=np.float64)
+    if dropout:
+        attn.train()
+    w = rng.standard_normal(np.broadcast_shapes(shape_q[:-1] + (dv,)))
+
+    def loss():
+        attn._rng = np.random.default_rng(7)  # same dropout mask on every evaluation
+        return float((attn.forward(q, k, v, mask) * w).sum())
+
+    loss()
+    grads = attn.backward(w)
+    for x, g in zip((q, k, v), grads):
+        assert g.shape == x.shape
+        assert rel_error(g, finite_difference(loss, x)) < 1e-3
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_backward(rng, causal):
+    mask = rng.random((2, 7, 9)) > 0.3
+    mask[0, 2] = False  # an all-masked row has zero gradient
+    _sdpa_case(rng, (2, 7, 5), (2, 9, 5), 3, mask=mask, causal=causal)
+
+
+@pytest.mark.parametrize("shape_q, shape_k", [((4,), (6, 4)), ((3, 6), (5, 6)),
+                                               ((2, 2, 3, 4), (2, 2, 8, 4))])
+def test_sdpa_backward_every_rank(rng, shape_q, shape_k):
+    _sdpa_case(rng, shape_q, shape_k, 2)
+
+
+def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch):
+    """Several query blocks and key tiles; the parallel path splits queries into chunks."""
+    monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(F, "num_workers", lambda: 3)
+    q, k, v = (rng.standard_normal((1, 1, 150, 3)) for _ in range(3))
+    k = rng.standard_normal((1, 1, 300, 3))
+    v = rng.standard_normal((1, 1, 300, 2))
+    out, ctx, _ = F.attention_forward(q, k, v, causal=True)
+    w = rng.standard_normal(out.shape)
+    dq, dk, dv = F.attention_backward(ctx, w)
+
+    def loss():
+        return float((F.attention_forward(q, k, v, causal=True)[0] * w).sum())
+
+    for x, g in ((q, dq), (k, dk), (v, dv)):
+        idx = rng.choice(x.size, 25, replace=False)
+        fd = np.array([_fd_entry(loss, x, i) for i in idx])
+        assert rel_error(g.reshape(-1)[idx], fd) < 1e-3
+
+
+def _fd_entry(loss, x, i, eps=1e-6):
+    flat = x.reshape(-1)
+    old = flat[i]
+    flat[i] = old + eps
+    up = loss()
+    flat[i] = old - eps
+    down = loss()
+    flat[i] = old
+    return (up - down) / (2 * eps)
+
+
+def test_sdpa_backward_with_dropout(rng):
+    _sdpa_case(rng, (6, 4), (8, 4), 3, dropout=0.3)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_multihead_backward(rng, bias):
+    mha = MultiHeadAttention(8, 2, kdim=5, vdim=3, bias=bias, causal=True, seed=1,
+                             dtype=np.float64)
+    for name in mha.parameters():  # non-zero biases so their gradients are exercised
+        if name.startswith("b_"):
+            mha.parameters()[name][:] = rng.standard_normal(8)
+    q, k, v = rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 6, 5)), \
+        rng.standard_normal((2, 6, 3))
+    mask = rng.random((2, 4, 6)) > 0.2
+    w = rng.standard_normal((2, 4, 8))
+
+    def loss():
+        return float((mha.forward(q, k, v, mask) * w).sum())
+
+    loss()
+    mha.zero_grad()
+    grads_in = mha.backward(w)
+    for x, g in zip((q, k, v), grads_in):
+        assert rel_error(g, finite_difference(loss, x)) < 1e-3
+    for name, p in mha.parameters().items():
+        assert rel_error(mha.grads[name], finite_difference(loss, p)) < 1e-3, name
+
+
+def test_multihead_backward_with_dropout_unbatched(rng):
+    mha = MultiHeadAttention(6, 3, dropout=0.25, seed=2, dtype=np.float64).train()
+    x = rng.standard_normal((5, 6))
+    w = rng.standard_normal((5, 6))
+
+    def loss():
+        mha._dropout_rng = np.random.default_rng(11)
+        return float((mha.forward(x, x, x) * w).sum())
+
+    loss()
+    gq, gk, gv = mha.backward(w)
+    assert rel_error(gq + gk + gv, finite_difference(loss, x)) < 1e-3
