@@ -3,6 +3,7 @@ import numpy as np
 
 from .._validate import as_array, as_bool_mask, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
+from ..nn._matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
 from . import functional as F
 
@@ -117,7 +118,7 @@ class MultiHeadAttention(Module):
                 f"or (B, H, Lq, Lk)") from None
 
     def _project(self, x, w, b):
-        y = x @ w
+        y = matmul(x, w)
         if b is not None:
             y += b
         return y
@@ -127,12 +128,12 @@ class MultiHeadAttention(Module):
         qp = self._project(q3, params["w_q"], params.get("b_q"))
         kp = self._project(k3, params["w_k"], params.get("b_k"))
         vp = self._project(v3, params["w_v"], params.get("b_v"))
-        heads, ctx, _ = F.attention_forward(_split_heads(qp, H), _split_heads(kp, H),
+        heads, ctx, finite = F.attention_forward(_split_heads(qp, H), _split_heads(kp, H),
                                             _split_heads(vp, H), mask4, self.causal, None,
                                             drop, seed)
         merged = _merge_heads(heads)
         out = self._project(merged, params["w_o"], params.get("b_o"))
-        return out, ctx, merged
+        return out, ctx, merged, finite and np.isfinite(out).all()
 
     def forward(self, query, key, value, mask=None, need_weights=False):
         q3, k3, v3, rank, q_shape = self._inputs(query, key, value)
@@ -141,11 +142,12 @@ class MultiHeadAttention(Module):
         seed = int(self._dropout_rng.integers(2**62)) if drop > 0 else 0
         params = self._params
         inputs = (q3, k3, v3)
-        out, ctx, merged = self._run(q3, k3, v3, mask4, params, drop, seed)
-        if not np.isfinite(out).all():  # finite inputs (checked): an overflow in float32
+        with np.errstate(over="ignore", invalid="ignore"):
+            out, ctx, merged, finite = self._run(q3, k3, v3, mask4, params, drop, seed)
+        if not finite:  # the inputs are finite (checked): an overflow in float32
             params = {n: p.astype(np.float64) for n, p in self._params.items()}
             inputs = tuple(a.astype(np.float64) for a in inputs)
-            out, ctx, merged = self._run(*inputs, mask4, params, drop, seed)
+            out, ctx, merged, _ = self._run(*inputs, mask4, params, drop, seed)
             if np.abs(out).max() > np.finfo(self.dtype).max:
                 raise InvalidInput(f"the output overflows {self.dtype}: inputs too large "
                                    "(use dtype=np.float64)")
@@ -171,7 +173,7 @@ class MultiHeadAttention(Module):
             raise DimensionMismatch(f"grad_output {g.shape} does not match the output {expected}")
         g = g.reshape(q3.shape[:2] + (self.d_model,)).astype(merged.dtype, copy=False)
         self._accumulate("w_o", "b_o", merged, g)
-        g_merged = g @ params["w_o"].T
+        g_merged = matmul(g, params["w_o"].T)
         H = self.num_heads
         dq, dk, dv = F.attention_backward(ctx, _split_heads(g_merged, H))
         grads_in = []
@@ -179,13 +181,13 @@ class MultiHeadAttention(Module):
                              (v3, dv, ("w_v", "b_v"))):
             d3 = _merge_heads(d)
             self._accumulate(w, b, x, d3)
-            grads_in.append((d3 @ params[w].T).astype(self.dtype, copy=False))
+            grads_in.append(matmul(d3, params[w].T).astype(self.dtype, copy=False))
         gq, gk, gv = grads_in
         if rank < 3:
             gk, gv = gk[0], gv[0]
         return gq.reshape(q_shape), gk.reshape(gk.shape), gv.reshape(gv.shape)
 
     def _accumulate(self, w_name, b_name, x, g):
-        self.grads[w_name] += (_rows(x).T @ _rows(g)).astype(self.dtype, copy=False)
+        self.grads[w_name] += matmul_tn(x, g).astype(self.dtype, copy=False)
         if self.bias:
             self.grads[b_name] += _rows(g).sum(axis=0).astype(self.dtype, copy=False)

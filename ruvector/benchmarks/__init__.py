@@ -1,0 +1,1 @@
+"""Benchmark suites behind ``ruvector bench ...`` and the scripts in ``benchmarks/``."""

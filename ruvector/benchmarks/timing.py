@@ -1,0 +1,41 @@
+"""Timing helpers shared by the benchmark suites."""
+import time
+
+import numpy as np
+
+
+def median_seconds(fn, *, budget=0.6, min_runs=5, max_runs=500, warmup=2):
+    """Median wall time of ``fn()`` over repeated runs after ``warmup`` calls.
+
+    The number of runs fits a time ``budget`` (seconds), within [min_runs, max_runs].
+    """
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    first = max(time.perf_counter() - t0, 1e-7)
+    runs = int(min(max(budget / first, min_runs), max_runs))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def optional_torch(threads):
+    """The torch module limited to ``threads`` threads, or None when not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def timing_entry(seconds, flops=None):
+    """{"ms": ..., "gflops": ...} for one measurement."""
+    entry = {"ms": round(seconds * 1e3, 4)}
+    if flops:
+        entry["gflops"] = round(flops / seconds / 1e9, 2)
+    return entry

@@ -1,0 +1,69 @@
+"""PyTorch baselines, run in their own process (``python -m ruvector.benchmarks.torch_baselines``).
+
+PyTorch and Numba each keep an OpenMP thread pool whose idle threads spin; measured in one
+process, each slows the other down.  Reads a JSON job from stdin, prints JSON timings.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from .timing import median_seconds, optional_torch
+
+
+def sdpa_times(torch, shape, budget, seed):
+    B, H, Lq, Lk, D = shape
+    rng = np.random.default_rng(seed)
+    q, k, v = (torch.from_numpy(rng.standard_normal((B, H, L, D), dtype=np.float32))
+               for L in (Lq, Lk, Lk))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    with torch.no_grad():
+        fwd = median_seconds(lambda: sdpa(q, k, v), budget=budget)
+    q, k, v = (t.clone().requires_grad_(True) for t in (q, k, v))
+    out = sdpa(q, k, v)
+    grad = torch.randn_like(out)
+    bwd = median_seconds(lambda: torch.autograd.grad(out, (q, k, v), grad, retain_graph=True),
+                         budget=budget)
+    return fwd, bwd
+
+
+def mha_times(torch, d_model, heads, L, budget, seed):
+    torch.manual_seed(seed)
+    m = torch.nn.MultiheadAttention(d_model, heads, batch_first=True)
+    x = torch.randn(1, L, d_model)
+    with torch.no_grad():
+        fwd = median_seconds(lambda: m(x, x, x, need_weights=False), budget=budget)
+    xg = x.clone().requires_grad_(True)
+    out = m(xg, xg, xg, need_weights=False)[0]
+    grad = torch.randn_like(out)
+    bwd = median_seconds(lambda: torch.autograd.grad(out, [xg, *m.parameters()], grad,
+                                                     retain_graph=True), budget=budget)
+    return fwd, bwd
+
+
+def measure_in_subprocess(job):
+    """Run ``job`` in a fresh interpreter; None when PyTorch is not installed or it fails."""
+    proc = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(job),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout)
+
+
+def _main():
+    job = json.load(sys.stdin)
+    torch = optional_torch(job["threads"])
+    if torch is None:
+        print("null")
+        return
+    out = {"version": torch.__version__, "sdpa": {}, "mha": None}
+    for name, shape in job["sdpa"].items():
+        out["sdpa"][name] = sdpa_times(torch, shape, job["budget"], job["seed"])
+    if job.get("mha"):
+        out["mha"] = mha_times(torch, *job["mha"], job["budget"], job["seed"])
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    _main()

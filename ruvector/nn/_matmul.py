@@ -1,0 +1,37 @@
+"""Matrix products for layers: Numba-parallel for large operands, NumPy otherwise."""
+import numpy as np
+
+from .._threads import blas_single_thread, num_workers
+
+PARALLEL_MIN_FLOPS = 1 << 22
+ROW_BLOCK = 64
+
+
+def _big(m, k, n):
+    return m * k * n >= PARALLEL_MIN_FLOPS and num_workers() > 1
+
+
+def matmul(a, b):
+    """a @ b for a (..., K) and b (K, N): rows split over the worker threads when large."""
+    a2 = np.ascontiguousarray(a.reshape(-1, a.shape[-1]))
+    b = np.ascontiguousarray(b, dtype=a2.dtype)
+    if not _big(a2.shape[0], a2.shape[1], b.shape[1]):
+        return (a2 @ b).reshape(a.shape[:-1] + (b.shape[1],))
+    from ..attention.kernels.linear import matmul_rows
+    out = np.empty((a2.shape[0], b.shape[1]), a2.dtype)
+    with blas_single_thread():
+        matmul_rows(a2, b, out, ROW_BLOCK)
+    return out.reshape(a.shape[:-1] + (b.shape[1],))
+
+
+def matmul_tn(a, c):
+    """a^T c over all leading axes: a (..., K), c (..., N) -> (K, N) (a weight gradient)."""
+    a2 = np.ascontiguousarray(a.reshape(-1, a.shape[-1]))
+    c2 = np.ascontiguousarray(c.reshape(-1, c.shape[-1]), dtype=a2.dtype)
+    if not _big(a2.shape[0], a2.shape[1], c2.shape[1]):
+        return a2.T @ c2
+    from ..attention.kernels.linear import matmul_tn as kernel
+    partial = np.empty((num_workers(), a2.shape[1], c2.shape[1]), a2.dtype)
+    with blas_single_thread():
+        kernel(a2, c2, partial)
+    return partial.sum(axis=0)

@@ -1,0 +1,43 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code, env=None):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, check=True, env={**os.environ, **(env or {})}).stdout
+
+
+def test_import_is_fast_and_compiles_nothing():
+    out = _run("""
+        import sys, time
+        t = time.perf_counter()
+        import ruvector
+        print(time.perf_counter() - t)
+        print('numba' in sys.modules)
+    """)
+    seconds, numba_loaded = out.split()
+    assert float(seconds) < 0.5
+    assert numba_loaded == "False"
+
+
+def test_kernels_are_cached_on_disk_for_a_second_process(tmp_path):
+    code = """
+        import numpy as np
+        from ruvector.attention import scaled_dot_product_attention as sdpa
+        from ruvector.attention.kernels import dense
+        sdpa(np.ones((3, 4)), np.ones((5, 4)), np.ones((5, 4)))
+        print(sum(dense.forward_serial.stats.cache_hits.values()),
+              sum(dense.forward_serial.stats.cache_misses.values()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    _run(code, env)
+    hits, misses = map(int, _run(code, env).split())
+    assert hits >= 1 and misses == 0
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "ruvector", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().endswith("0.1.0")
