@@ -4,7 +4,7 @@ import pytest
 
 import ruvector.attention.functional as F
 from ruvector import MultiHeadAttention, ScaledDotProductAttention
-from tests.conftest import finite_difference, rel_error
+from tests.conftest import fd_entry, finite_difference, rel_error
 
 
 def _sdpa_case(rng, shape_q, shape_k, dv, mask=None, causal=False, dropout=0.0):
@@ -56,19 +56,8 @@ def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch):
 
     for x, g in ((q, dq), (k, dk), (v, dv)):
         idx = rng.choice(x.size, 25, replace=False)
-        fd = np.array([_fd_entry(loss, x, i) for i in idx])
+        fd = np.array([fd_entry(loss, x, i) for i in idx])
         assert rel_error(g.reshape(-1)[idx], fd) < 1e-3
-
-
-def _fd_entry(loss, x, i, eps=1e-6):
-    flat = x.reshape(-1)
-    old = flat[i]
-    flat[i] = old + eps
-    up = loss()
-    flat[i] = old - eps
-    down = loss()
-    flat[i] = old
-    return (up - down) / (2 * eps)
 
 
 def test_sdpa_backward_with_dropout(rng):
