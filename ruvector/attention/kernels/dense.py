@@ -142,6 +142,20 @@ def _accumulate_pv(P, Vt, A, T):
                 A[r, d] += p * Vt[c, d]
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _accumulate_tn(P, X, out, T):
+    """out += P^T X for P (nq, nk), X (nq, d), out (nk, d) (T: scratch of out's shape)."""
+    if P.shape[0] >= SMALL_Q:
+        np.dot(P.T, X, T)
+        out += T
+        return
+    for r in range(P.shape[0]):
+        for c in range(P.shape[1]):
+            p = P[r, c]
+            for d in range(X.shape[1]):
+                out[c, d] += p * X[r, d]
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_task(q, k, v, mask, has_mask, causal, scale, drop_p, seed,
                   b, h, i0, i1, j0, j1, out_o, out_lse, qs, sbuf, pbuf, acc, tmp, m, l, ibuf):
@@ -286,7 +300,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_
         nk = je - jt
         S = sbuf[:nq * nk].reshape((nq, nk))
         P = pbuf[:nq * nk].reshape((nq, nk))
-        np.dot(Qs, k[b, h, jt:je].T, S)
+        _scores(Qs, k[b, h, jt:je], S)
         if has_mask or (causal and je - 1 > i0):
             _masked_scores(S, mask, has_mask, causal, b, h, i0, jt)
         for r in range(nq):
@@ -300,13 +314,10 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_
                 for c in range(nk):
                     keep = keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p)
                     S[r, c] = P[r, c] * inv_keep if keep else 0
-            Td = tmp[:nk * Dv].reshape((nk, Dv))
-            np.dot(S.T, dO, Td)
+            _accumulate_tn(S, dO, dv[jt:je], tmp[:nk * Dv].reshape((nk, Dv)))
         else:
-            Td = tmp[:nk * Dv].reshape((nk, Dv))
-            np.dot(P.T, dO, Td)
-        dv[jt:je] += Td
-        np.dot(dO, v[b, h, jt:je].T, S)  # S <- dP
+            _accumulate_tn(P, dO, dv[jt:je], tmp[:nk * Dv].reshape((nk, Dv)))
+        _scores(dO, v[b, h, jt:je], S)  # S <- dP
         for r in range(nq):
             dl = delta[b, h, i0 + r]
             for c in range(nk):
@@ -315,12 +326,8 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_
                     keep = keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p)
                     g = g * inv_keep if keep else 0
                 S[r, c] = P[r, c] * (g - dl)  # S <- dS
-        Tq = tmp[:nq * D].reshape((nq, D))
-        np.dot(S, k[b, h, jt:je], Tq)
-        dQ += Tq
-        Tk = tmp[:nk * D].reshape((nk, D))
-        np.dot(S.T, Qs, Tk)
-        dk[jt:je] += Tk
+        _accumulate_pv(S, k[b, h, jt:je], dQ, tmp[:nq * D].reshape((nq, D)))
+        _accumulate_tn(S, Qs, dk[jt:je], tmp[:nk * D].reshape((nk, D)))
     _scaled_copy(dQ, scale, dq)
 
 
