@@ -24,11 +24,9 @@ def _shape(x):
     return tuple(getattr(x, "shape", ()))
 
 
-def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, with_norm=False,
-             check=True):
+def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, check=True):
     """Convert ``x`` to a C-contiguous array of ``dtype`` and check it.
 
-    With ``with_norm`` returns ``(array, ||array||_F)`` (0 for an empty array).
     ``check=False`` skips the finiteness pass for callers whose kernel checks the values
     as it reads them (the dense attention forward).
     Raises InvalidInput for ragged or non-numeric data, empty arrays (unless allowed), NaN or
@@ -46,11 +44,11 @@ def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, with_no
     if arr.size == 0:
         if not allow_empty:
             raise InvalidInput(f"{name} is empty (shape {arr.shape})")
-        return (arr, 0.0) if with_norm else arr
+        return arr
     if not check:
         return arr
-    norm = check_finite(arr, name)
-    return (arr, norm) if with_norm else arr
+    check_finite(arr, name)
+    return arr
 
 
 def check_finite(arr, name):
