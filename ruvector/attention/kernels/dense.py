@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from ._math import FASTMATH, exp_row
 
-QB = 64  # query rows per tile
+QB = 128  # query rows per tile
 KT = 256  # keys per tile
 
 
