@@ -1,0 +1,119 @@
+"""Gather + score kernels for re-ranking search candidates (parallel over queries).
+
+Candidates are slot numbers into the store's vector array (-1 = no candidate).  Vectors are
+gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
+
+    attention:  w_i = softmax_i(scale * q . x_{c_i})           (scale = 1/(sqrt(D) T))
+    exact:      d_i = metric(q, x_{c_i})  (0 = l2, 1 = cosine, 2 = inner product)
+    MMR:        pick argmax_i (1 - lam) w_i / max w - lam max_{j picked} cos(x_i, x_j)
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._math import FASTMATH
+
+METRIC_CODES = {"l2": 0, "cosine": 1, "ip": 2}
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _dot(a, b):
+    acc = np.float32(0)
+    for d in range(a.shape[0]):
+        acc += a[d] * b[d]
+    return acc
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _softmax_logits(q, cand, vectors, scale, w):
+    """w[i] = softmax over the valid candidates of scale * q . x_cand[i]; -1 gets 0."""
+    top = -np.inf
+    for i in range(cand.shape[0]):
+        if cand[i] >= 0:
+            w[i] = _dot(q, vectors[cand[i]]) * scale
+            top = max(top, w[i])
+    total = 0.0
+    for i in range(cand.shape[0]):
+        if cand[i] >= 0:
+            w[i] = np.exp(w[i] - top)
+            total += w[i]
+        else:
+            w[i] = 0
+    if total > 0:
+        for i in range(cand.shape[0]):
+            w[i] /= total
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _select(cand, w, red, taken, lam, k, norms, vectors, out_pos):
+    """Pick k positions: by weight (lam = 0, ties keep HNSW order) or greedy MMR (lam > 0)."""
+    C = cand.shape[0]
+    wmax = 0.0
+    for i in range(C):
+        taken[i] = False
+        red[i] = -1.0
+        wmax = max(wmax, w[i])
+    for t in range(k):
+        best, best_val = -1, -np.inf
+        for i in range(C):
+            if cand[i] < 0 or taken[i]:
+                continue
+            val = w[i]
+            if lam > 0:
+                rel = w[i] / wmax if wmax > 0 else 0.0
+                val = (1 - lam) * rel - lam * (red[i] if t > 0 else 0.0)
+            if val > best_val:
+                best, best_val = i, val
+        out_pos[t] = best
+        if best < 0:
+            continue
+        taken[best] = True
+        if lam > 0:
+            xb = vectors[cand[best]]
+            for i in range(C):
+                if cand[i] >= 0 and not taken[i]:
+                    denom = norms[cand[i]] * norms[cand[best]]
+                    cos = _dot(vectors[cand[i]], xb) / denom if denom > 0 else 0.0
+                    red[i] = max(red[i], cos)
+
+
+@njit(cache=True, parallel=True)
+def rerank_attention(queries, cand, vectors, norms, scale, diversity, wbuf, rbuf, taken,
+                     out_pos, out_w):
+    """Top-k candidate positions by attention weight (or by MMR when diversity > 0).
+
+    queries (Q, D) float32, cand (Q, C) int64 slots, vectors (N, D), norms (N,); scratch
+    wbuf, rbuf (Q, C) float32 and taken (Q, C) bool; writes out_pos (Q, k) positions into
+    cand (-1 when fewer valid candidates) and out_w (Q, k) their attention weights.
+    """
+    Q = cand.shape[0]
+    k = out_pos.shape[1]
+    for qi in prange(Q):
+        w = wbuf[qi]
+        _softmax_logits(queries[qi], cand[qi], vectors, scale, w)
+        _select(cand[qi], w, rbuf[qi], taken[qi], diversity, k, norms, vectors, out_pos[qi])
+        for t in range(k):
+            out_w[qi, t] = w[out_pos[qi, t]] if out_pos[qi, t] >= 0 else 0
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def exact_distances(queries, cand, vectors, norms, metric, out):
+    """out[q, i] = metric distance between queries[q] and vectors[cand[q, i]] (inf for -1)."""
+    Q, C = cand.shape
+    for qi in prange(Q):
+        q = queries[qi]
+        qn = np.sqrt(_dot(q, q))
+        for i in range(C):
+            c = cand[qi, i]
+            if c < 0:
+                out[qi, i] = np.inf
+            elif metric == 0:
+                x = vectors[c]
+                acc = np.float32(0)
+                for d in range(q.shape[0]):
+                    diff = q[d] - x[d]
+                    acc += diff * diff
+                out[qi, i] = acc
+            elif metric == 1:
+                out[qi, i] = 1 - _dot(q, vectors[c]) / (qn * norms[c])
+            else:
+                out[qi, i] = 1 - _dot(q, vectors[c])

@@ -1,0 +1,76 @@
+"""AttentionReranker: re-score HNSW candidates with attention, the exact metric or a
+learned AttentionDistance."""
+import numpy as np
+
+from ..errors import InvalidConfig
+from .distance import AttentionDistance
+
+MODES = ("attention", "exact", "learned")
+
+
+class AttentionReranker:
+    """Re-rank search candidates.
+
+    ``mode="attention"``: weights ``w_i = softmax_i(q . x_i / (sqrt(D) * temperature))`` over
+    the candidates of each query; the top k by weight come back with ``scores = w``.
+    ``mode="learned"``: the same with the similarity of an :class:`AttentionDistance`
+    (``distance=``): ``w_i = softmax_i(similarity(q, x_i) / temperature)``.
+    ``mode="exact"``: candidates re-sorted by the store's exact metric; ``scores = -distance``.
+    ``diversity`` in [0, 1): maximal marginal relevance (Carbonell & Goldstein 1998) over the
+    attention weights, ``argmax (1 - diversity) w_i / max w - diversity max_j cos(x_i, x_j)``.
+    Distances returned are always the store's metric distances of the returned items.
+    Vectors are gathered inside a Numba kernel, parallel over queries.
+    """
+
+    def __init__(self, mode="attention", *, temperature=1.0, distance=None, diversity=0.0):
+        if mode not in MODES:
+            raise InvalidConfig(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "learned" and not isinstance(distance, AttentionDistance):
+            raise InvalidConfig("mode='learned' needs distance=AttentionDistance(...)")
+        if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)
+                and temperature > 0):
+            raise InvalidConfig(f"temperature must be a positive number, got {temperature!r}")
+        if not (isinstance(diversity, (int, float)) and 0.0 <= diversity < 1.0):
+            raise InvalidConfig(f"diversity must be in [0, 1), got {diversity!r}")
+        self.mode = mode
+        self.temperature = float(temperature)
+        self.distance = distance
+        self.diversity = float(diversity)
+
+    @classmethod
+    def resolve(cls, rerank):
+        """None, a mode name, or an AttentionReranker -> AttentionReranker or None."""
+        if rerank is None or isinstance(rerank, cls):
+            return rerank
+        if isinstance(rerank, str):
+            return cls(rerank)
+        raise InvalidConfig(f"rerank must be None, a mode name {MODES} or an "
+                            f"AttentionReranker, got {type(rerank).__name__}")
+
+    def rerank(self, store, queries, slots, dist, k):
+        """(slots (Q, k), distances (Q, k), scores (Q, k)) from candidate slots (Q, C)."""
+        from ..attention.kernels.rerank import METRIC_CODES, exact_distances, rerank_attention
+        Q, C = slots.shape
+        if self.mode == "exact":
+            d = np.empty((Q, C), np.float32)
+            exact_distances(queries, slots, store._vectors, store._norms,
+                            METRIC_CODES[store.metric], d)
+            order = np.argsort(d, axis=1, kind="stable")[:, :k]
+            d_k = np.take_along_axis(d, order, 1)
+            return np.take_along_axis(slots, order, 1), d_k, np.where(np.isfinite(d_k), -d_k, 0)
+        if self.mode == "learned":
+            if self.distance.dim != store.dim:
+                raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {store.dim}")
+            qt, scale = self.distance.transform_queries(queries), 1.0 / self.temperature
+        else:
+            qt, scale = queries, 1.0 / (np.sqrt(store.dim) * self.temperature)
+        pos = np.empty((Q, k), np.int64)
+        w = np.empty((Q, k), np.float32)
+        rerank_attention(qt, slots, store._vectors, store._norms, np.float32(scale),
+                         self.diversity, np.empty((Q, C), np.float32),
+                         np.empty((Q, C), np.float32), np.empty((Q, C), np.bool_), pos, w)
+        valid = pos >= 0
+        safe = np.maximum(pos, 0)
+        out_slots = np.where(valid, np.take_along_axis(slots, safe, 1), -1)
+        out_dist = np.where(valid, np.take_along_axis(dist, safe, 1), np.inf).astype(np.float32)
+        return out_slots, out_dist, w

@@ -1,0 +1,475 @@
+"""VectorStore: an HNSW index (hnswlib) with stored vectors, Arrow metadata, real deletes,
+exact filtered search, attention re-ranking and crash-safe persistence.
+
+Distances (smaller is better):
+
+    "l2":      d(q, x) = ||q - x||^2          (squared Euclidean)
+    "cosine":  d(q, x) = 1 - q.x / (|q| |x|)
+    "ip":      d(q, x) = 1 - q.x
+
+Items live in *slots* (hnswlib labels); user ids (int64) map to slots.  A delete marks the
+slot deleted in hnswlib (never returned again) and frees the id; ``compact()`` rebuilds the
+index without the dead slots.
+"""
+import os
+from dataclasses import dataclass
+
+import hnswlib
+import numpy as np
+import pyarrow as pa
+
+from .. import _persist
+from .._rwlock import RWLock
+from .._threads import num_workers
+from .._validate import as_array, positive_int
+from ..errors import CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound
+from . import _metadata
+
+METRICS = ("l2", "cosine", "ip")
+FORMAT = "ruvector.vector_store"
+FORMAT_VERSION = 1
+# Filters that allow at most this many items (or under this share of the store) are answered
+# by exact brute force over the allowed items; larger ones by filtered HNSW search.
+BRUTE_FORCE_MAX = 4096
+BRUTE_FORCE_SHARE = 0.05
+
+
+@dataclass
+class SearchResult:
+    """ids (Q, k) int64 (-1 pads), distances (Q, k) float32 (inf pads), scores (Q, k) or None.
+
+    For a single query vector the arrays are (k,).
+    """
+    ids: np.ndarray
+    distances: np.ndarray
+    scores: np.ndarray = None
+
+    def _squeeze(self):
+        return SearchResult(self.ids[0], self.distances[0],
+                            None if self.scores is None else self.scores[0])
+
+
+class VectorStore:
+    """HNSW vector store.
+
+    Parameters: ``dim``; ``metric`` ("l2", "cosine", "ip"); HNSW ``M``,
+    ``ef_construction``, ``ef_search`` (default query breadth); ``capacity`` (initial slots,
+    grows by doubling); ``seed`` (HNSW level generator).
+    Thread safety: searches run concurrently; add / upsert / delete / compact take an
+    exclusive lock, so a search never sees a half-added or deleted item.
+    """
+
+    def __init__(self, dim, metric="cosine", *, M=16, ef_construction=200, ef_search=64,
+                 capacity=None, seed=0):
+        self.dim = positive_int(dim, "dim")
+        if metric not in METRICS:
+            raise InvalidConfig(f"metric must be one of {METRICS}, got {metric!r}")
+        self.metric = metric
+        self.M = positive_int(M, "M")
+        self.ef_construction = positive_int(ef_construction, "ef_construction")
+        self.ef_search = positive_int(ef_search, "ef_search")
+        self.seed = int(seed)
+        cap = positive_int(capacity, "capacity") if capacity is not None else 1024
+        self._lock = RWLock()
+        self._index = self._new_index(cap)
+        self._vectors = np.empty((cap, self.dim), np.float32)
+        self._norms = np.empty(cap, np.float32)
+        self._slot_ids = np.empty(cap, np.int64)   # slot -> id (-1 when deleted)
+        self._slot_of = {}                          # id -> slot
+        self._n_slots = 0
+        self._meta = None                           # Arrow table aligned with slots or None
+        self._next_id = 0
+
+    # -- construction helpers -----------------------------------------------------------
+    def _new_index(self, capacity):
+        index = hnswlib.Index(space=self.metric, dim=self.dim)
+        index.init_index(max_elements=capacity, M=self.M, ef_construction=self.ef_construction,
+                         random_seed=self.seed)
+        index.set_ef(self.ef_search)
+        return index
+
+    def _grow(self, needed):
+        cap = self._vectors.shape[0]
+        if needed <= cap:
+            return
+        new_cap = max(needed, 2 * cap)
+        self._index.resize_index(new_cap)
+        for name in ("_vectors", "_norms", "_slot_ids"):
+            old = getattr(self, name)
+            new = np.empty((new_cap,) + old.shape[1:], old.dtype)
+            new[:self._n_slots] = old[:self._n_slots]
+            setattr(self, name, new)
+
+    def _check_vectors(self, vectors, name="vectors"):
+        x = as_array(vectors, name, ndim=(1, 2))
+        x = x.reshape(1, -1) if x.ndim == 1 else x
+        if x.shape[1] != self.dim:
+            raise DimensionMismatch(f"{name} {x.shape} must have width dim={self.dim}")
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+        if self.metric == "cosine" and np.any(norms == 0):
+            raise InvalidInput(f"{name} holds zero vectors (rows {np.flatnonzero(norms == 0)[:5]}"
+                               "), which have no cosine distance")
+        return x, norms
+
+    def _check_ids(self, ids, n, name="ids"):
+        arr = np.asarray(ids)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+            raise InvalidInput(f"{name} must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if n is not None and arr.shape != (n,):
+            raise DimensionMismatch(f"{name} has shape {arr.shape} for {n} vectors")
+        if len(np.unique(arr)) != arr.size:
+            raise InvalidInput(f"{name} holds duplicates")
+        return arr
+
+    # -- mutation -----------------------------------------------------------------------
+    def add(self, vectors, ids=None, metadata=None):
+        """Add vectors (N, D) (or one (D,)); returns their int64 ids.
+
+        ``ids`` default to consecutive integers after the largest id used so far; an id
+        already present raises InvalidInput (use :meth:`upsert`).  ``metadata``: a list of
+        dicts, a dict of columns or a pyarrow.Table with N rows.
+        """
+        x, norms = self._check_vectors(vectors)
+        table = _metadata.to_table(metadata, x.shape[0])
+        with self._lock.write():
+            if ids is None:
+                new_ids = np.arange(self._next_id, self._next_id + x.shape[0], dtype=np.int64)
+            else:
+                new_ids = self._check_ids(ids, x.shape[0])
+                present = [int(i) for i in new_ids if int(i) in self._slot_of]
+                if present:
+                    raise InvalidInput(f"ids already present: {present[:10]} (use upsert)")
+            self._append(x, norms, new_ids, table)
+        return new_ids
+
+    def _append(self, x, norms, new_ids, table):
+        n, start = x.shape[0], self._n_slots
+        if n == 0:
+            return
+        self._grow(start + n)
+        slots = np.arange(start, start + n, dtype=np.int64)
+        self._vectors[start:start + n] = x
+        self._norms[start:start + n] = norms
+        self._slot_ids[start:start + n] = new_ids
+        self._meta = _metadata.append(self._meta, table, start, n)
+        self._index.add_items(x, slots, num_threads=num_workers())
+        self._n_slots += n
+        self._slot_of.update(zip(new_ids.tolist(), slots.tolist()))
+        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
+
+    def upsert(self, vectors, ids, metadata=None):
+        """Insert or replace the items with these ids (replaced items get the new metadata)."""
+        x, norms = self._check_vectors(vectors)
+        table = _metadata.to_table(metadata, x.shape[0])
+        new_ids = self._check_ids(ids, x.shape[0])
+        with self._lock.write():
+            self._remove([i for i in new_ids.tolist() if i in self._slot_of])
+            self._append(x, norms, new_ids, table)
+        return new_ids
+
+    def delete(self, ids):
+        """Delete items by id; unknown ids raise NotFound (and nothing is deleted)."""
+        arr = self._check_ids(ids, None)
+        with self._lock.write():
+            missing = [i for i in arr.tolist() if i not in self._slot_of]
+            if missing:
+                raise NotFound(f"ids not in the store: {missing[:10]}")
+            self._remove(arr.tolist())
+
+    def _remove(self, ids):
+        for i in ids:
+            slot = self._slot_of.pop(i)
+            self._index.mark_deleted(slot)
+            self._slot_ids[slot] = -1
+
+    def compact(self):
+        """Rebuild the index without deleted slots (frees their memory and disk space)."""
+        with self._lock.write():
+            live = np.flatnonzero(self._slot_ids[:self._n_slots] >= 0)
+            x, norms, ids = self._vectors[live].copy(), self._norms[live].copy(), \
+                self._slot_ids[live].copy()
+            meta = None if self._meta is None else self._meta.take(pa.array(live))
+            cap = max(len(live), 16)
+            self._index = self._new_index(cap)
+            self._vectors = np.empty((cap, self.dim), np.float32)
+            self._norms = np.empty(cap, np.float32)
+            self._slot_ids = np.empty(cap, np.int64)
+            self._slot_of, self._n_slots, self._meta = {}, 0, None
+            self._append(x, norms, ids, meta)
+
+    # -- reading ------------------------------------------------------------------------
+    def __len__(self):
+        return len(self._slot_of)
+
+    def __contains__(self, item_id):
+        try:
+            return int(item_id) in self._slot_of
+        except (TypeError, ValueError):
+            return False
+
+    def _slots(self, ids):
+        arr = np.asarray(ids).reshape(-1)
+        try:
+            return np.array([self._slot_of[int(i)] for i in arr.tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise NotFound(f"id {exc.args[0]} is not in the store") from None
+
+    @property
+    def ids(self):
+        """All live ids (int64, in insertion order)."""
+        with self._lock.read():
+            s = self._slot_ids[:self._n_slots]
+            return s[s >= 0].copy()
+
+    def get(self, ids):
+        """Stored vectors (n, dim) of these ids (as given, not normalised)."""
+        with self._lock.read():
+            return self._vectors[self._slots(ids)].copy()
+
+    def metadata(self, ids):
+        """pyarrow.Table of the metadata rows of these ids (with an ``id`` column)."""
+        with self._lock.read():
+            slots = self._slots(ids)
+            ids_col = pa.array(self._slot_ids[slots])
+            if self._meta is None:
+                return pa.table({"id": ids_col})
+            return self._meta.take(pa.array(slots)).add_column(0, "id", ids_col)
+
+    # -- search -------------------------------------------------------------------------
+    def search(self, queries, k=10, *, ef=None, filter=None, rerank=None, candidates=None):
+        """k nearest items of each query; see :class:`SearchResult`.
+
+        ``filter``: a mapping ``{column: value}`` (equality on metadata), a set / list /
+        array of allowed ids, or a callable taking an int64 array of ids and returning a
+        boolean array (or taking one id and returning a bool).  When at least k items match,
+        exactly k matching items are returned (exact search for selective filters).
+        ``rerank``: None, "attention", "exact" or an :class:`AttentionReranker`; it
+        re-scores ``candidates`` (default 10 k) HNSW results and returns the top k with
+        ``scores``.  k larger than the store gives padded rows (id -1, distance inf).
+        """
+        from .rerank import AttentionReranker
+        q, _ = self._check_vectors(queries, "queries")
+        single = np.ndim(queries) == 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        reranker = AttentionReranker.resolve(rerank)
+        if reranker is not None:
+            candidates = 10 * k if candidates is None else candidates
+            if not isinstance(candidates, (int, np.integer)) or candidates < k:
+                raise InvalidInput(f"candidates must be an integer >= k={k}, got {candidates!r}")
+        elif candidates is not None:
+            raise InvalidInput("candidates is only used with rerank")
+        if ef is not None:
+            ef = positive_int(ef, "ef")
+        with self._lock.read():
+            fetch = int(candidates) if reranker is not None else int(k)
+            slots, dist = self._knn(q, fetch, ef, self._allowed(filter))
+            if reranker is not None:
+                slots, dist, scores = reranker.rerank(self, q, slots, dist, int(k))
+            else:
+                scores = None
+            ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
+        result = SearchResult(ids.astype(np.int64), dist.astype(np.float32), scores)
+        return result._squeeze() if single else result
+
+    def _allowed(self, filter):
+        """None (no filter) or a boolean array over slots of allowed live items."""
+        if filter is None:
+            return None
+        n = self._n_slots
+        live = self._slot_ids[:n] >= 0
+        if isinstance(filter, dict):
+            return _metadata.equality_mask(self._meta, filter, n) & live
+        if callable(filter):
+            ids = self._slot_ids[:n][live]
+            try:
+                verdict = np.asarray(filter(ids))
+                if verdict.shape != ids.shape:
+                    raise TypeError
+            except (TypeError, ValueError):
+                verdict = np.array([bool(filter(int(i))) for i in ids.tolist()])
+            allowed = np.zeros(n, dtype=bool)
+            allowed[np.flatnonzero(live)] = verdict.astype(bool)
+            return allowed
+        try:
+            wanted = np.fromiter((int(i) for i in filter), dtype=np.int64)
+        except (TypeError, ValueError):
+            raise InvalidInput("filter must be a mapping, a collection of ids or a callable") \
+                from None
+        allowed = np.zeros(n, dtype=bool)
+        slots = [self._slot_of[i] for i in wanted.tolist() if i in self._slot_of]
+        allowed[slots] = True
+        return allowed
+
+    def _knn(self, q, k, ef, allowed):
+        Q = q.shape[0]
+        slots = np.full((Q, k), -1, dtype=np.int64)
+        dist = np.full((Q, k), np.inf, dtype=np.float32)
+        n_ok = len(self) if allowed is None else int(allowed.sum())
+        k_eff = min(k, n_ok)
+        if k_eff == 0:
+            return slots, dist
+        if allowed is not None and (n_ok <= BRUTE_FORCE_MAX or n_ok < BRUTE_FORCE_SHARE * len(self)):
+            return self._brute_force(q, k, np.flatnonzero(allowed))
+        hnsw_filter = None if allowed is None else (lambda label: bool(allowed[label]))
+        threads = 1 if hnsw_filter is not None else num_workers()
+        if ef is not None:
+            self._index.set_ef(max(ef, k_eff))
+        elif k_eff > self.ef_search:
+            self._index.set_ef(k_eff)
+        try:
+            labels, d = self._index.knn_query(q, k=k_eff, num_threads=threads, filter=hnsw_filter)
+        except RuntimeError:  # HNSW found fewer than k_eff: answer exactly instead
+            live = np.flatnonzero(self._slot_ids[:self._n_slots] >= 0) if allowed is None \
+                else np.flatnonzero(allowed)
+            return self._brute_force(q, k, live)
+        finally:
+            if ef is not None or k_eff > self.ef_search:
+                self._index.set_ef(self.ef_search)
+        slots[:, :k_eff] = labels.astype(np.int64)
+        dist[:, :k_eff] = np.maximum(d, 0) if self.metric == "l2" else d
+        return slots, dist
+
+    def _brute_force(self, q, k, candidate_slots):
+        """Exact k nearest among ``candidate_slots`` (distances by the store's metric)."""
+        from ..attention.kernels.rerank import METRIC_CODES, exact_distances
+        Q = q.shape[0]
+        cand = np.ascontiguousarray(np.broadcast_to(candidate_slots, (Q, len(candidate_slots))))
+        d = np.empty(cand.shape, np.float32)
+        exact_distances(q, cand, self._vectors, self._norms, METRIC_CODES[self.metric], d)
+        k_eff = min(k, cand.shape[1])
+        part = np.argpartition(d, k_eff - 1, axis=1)[:, :k_eff] if k_eff < cand.shape[1] \
+            else np.broadcast_to(np.arange(cand.shape[1]), (Q, cand.shape[1]))
+        pd = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(pd, axis=1, kind="stable")
+        slots = np.full((Q, k), -1, dtype=np.int64)
+        dist = np.full((Q, k), np.inf, dtype=np.float32)
+        slots[:, :k_eff] = np.take_along_axis(cand, np.take_along_axis(part, order, 1), 1)
+        dist[:, :k_eff] = np.take_along_axis(pd, order, axis=1)
+        return slots, dist
+
+    # -- Arrow and Parquet --------------------------------------------------------------
+    def to_arrow(self, vector_column="vector", id_column="id"):
+        """pyarrow.Table of the live items: id, vector (fixed-size list<float32>), metadata."""
+        with self._lock.read():
+            live = np.flatnonzero(self._slot_ids[:self._n_slots] >= 0)
+            flat = pa.array(self._vectors[live].reshape(-1))
+            cols = {id_column: pa.array(self._slot_ids[live]),
+                    vector_column: pa.FixedSizeListArray.from_arrays(flat, self.dim)}
+            table = pa.table(cols)
+            if self._meta is not None:
+                meta = self._meta.take(pa.array(live))
+                for name in meta.column_names:
+                    if name in cols:
+                        raise InvalidInput(f"metadata column {name!r} clashes with "
+                                           f"{vector_column!r}/{id_column!r}")
+                    table = table.append_column(name, meta.column(name))
+            return table
+
+    @classmethod
+    def from_arrow(cls, table, vector_column="vector", id_column="id", **kwargs):
+        """Build a store from a table with a list<float> vector column (ids optional).
+
+        Other columns become metadata; ``kwargs`` go to the constructor (``metric``...).
+        """
+        if vector_column not in table.column_names:
+            raise InvalidInput(f"table has no column {vector_column!r} "
+                               f"(columns: {table.column_names})")
+        col = table.column(vector_column).combine_chunks()
+        if not pa.types.is_list(col.type) and not pa.types.is_fixed_size_list(col.type) \
+                and not pa.types.is_large_list(col.type):
+            raise InvalidInput(f"column {vector_column!r} must hold lists of floats, "
+                               f"got {col.type}")
+        lengths = set(_list_lengths(col))
+        if len(lengths) > 1:
+            raise InvalidInput(f"column {vector_column!r} holds vectors of different lengths "
+                               f"{sorted(lengths)[:5]}")
+        if col.null_count:
+            raise InvalidInput(f"column {vector_column!r} holds null vectors")
+        dim = lengths.pop() if lengths else 0
+        vectors = np.asarray(col.flatten().to_numpy(zero_copy_only=False),
+                             dtype=np.float32).reshape(-1, dim)
+        ids = table.column(id_column).to_numpy() if id_column in table.column_names else None
+        meta_cols = [c for c in table.column_names if c not in (vector_column, id_column)]
+        store = cls(dim, **kwargs)
+        store.add(vectors, ids, table.select(meta_cols) if meta_cols else None)
+        return store
+
+    def to_parquet(self, path, **kwargs):
+        """Write :meth:`to_arrow` to a Parquet file."""
+        import pyarrow.parquet as pq
+        pq.write_table(self.to_arrow(**kwargs), path)
+
+    @classmethod
+    def from_parquet(cls, path, vector_column="vector", id_column="id", **kwargs):
+        """Read a Parquet file written by :meth:`to_parquet` (or any with a vector column)."""
+        import pyarrow.parquet as pq
+        return cls.from_arrow(pq.read_table(path), vector_column, id_column, **kwargs)
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path):
+        """Save to directory ``path`` as a new generation, atomically (see ruvector._persist)."""
+        with _persist.writer_lock(path), self._lock.read():
+            n = self._n_slots
+            flat = pa.array(self._vectors[:n].reshape(-1))
+            slots_table = pa.table({
+                "id": pa.array(self._slot_ids[:n]),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim)})
+            writers = {"slots.arrow": lambda p: _write_ipc(slots_table, p),
+                       "index.hnsw": self._index.save_index}
+            if self._meta is not None:
+                writers["metadata.arrow"] = lambda p: _write_ipc(self._meta, p)
+            meta = {"dim": self.dim, "metric": self.metric, "count": len(self), "slots": n,
+                    "M": self.M, "ef_construction": self.ef_construction,
+                    "ef_search": self.ef_search, "seed": self.seed, "next_id": self._next_id}
+            _persist.write_generation(path, FORMAT, FORMAT_VERSION, writers, meta)
+
+    @classmethod
+    def load(cls, path):
+        """Load a saved store; every file is verified before it is parsed (CorruptFile)."""
+        manifest, gen_dir = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        try:
+            store = cls(manifest["dim"], manifest["metric"], M=manifest["M"],
+                        ef_construction=manifest["ef_construction"],
+                        ef_search=manifest["ef_search"], capacity=max(manifest["slots"], 16),
+                        seed=manifest["seed"])
+            n = int(manifest["slots"])
+            slots = _read_ipc(os.path.join(gen_dir, "slots.arrow"))
+            if slots.num_rows != n:
+                raise CorruptFile(f"{path}: slots.arrow has {slots.num_rows} rows, expected {n}")
+            ids = slots.column("id").to_numpy()
+            vectors = np.asarray(slots.column("vector").combine_chunks().flatten().to_numpy(),
+                                 dtype=np.float32).reshape(n, store.dim)
+        except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+            raise CorruptFile(f"{path}: inconsistent store files: {exc}") from None
+        store._index = hnswlib.Index(space=store.metric, dim=store.dim)
+        store._index.load_index(os.path.join(gen_dir, "index.hnsw"),
+                                max_elements=store._vectors.shape[0])
+        store._index.set_ef(store.ef_search)
+        store._vectors[:n] = vectors
+        store._norms[:n] = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
+        store._slot_ids[:n] = ids
+        store._n_slots = n
+        store._slot_of = {int(i): s for s, i in enumerate(ids.tolist()) if i >= 0}
+        store._next_id = int(manifest["next_id"])
+        if "metadata.arrow" in manifest["files"]:
+            store._meta = _read_ipc(os.path.join(gen_dir, "metadata.arrow"))
+        return store
+
+
+def _list_lengths(col):
+    import pyarrow.compute as pc
+    return pc.unique(pc.list_value_length(col)).to_pylist()
+
+
+def _write_ipc(table, path):
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_ipc(path):
+    with pa.OSFile(path, "rb") as source:
+        return pa.ipc.open_file(source).read_all()

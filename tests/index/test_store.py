@@ -1,0 +1,239 @@
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ruvector import DimensionMismatch, InvalidConfig, InvalidInput, NotFound
+from ruvector.index import AttentionDistance, AttentionReranker, VectorStore
+from ruvector.index import store as store_mod
+from tests.index.conftest import brute_force, clustered, recall
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+def test_recall_against_brute_force(rng, data, metric):
+    store = VectorStore(24, metric, capacity=100)  # capacity grows by itself
+    ids = store.add(data)
+    q = data[rng.choice(len(data), 100)] + 0.1 * rng.standard_normal((100, 24)).astype(np.float32)
+    res = store.search(q, 10)
+    truth, tdist = brute_force(data, ids, q, 10, metric)
+    assert res.ids.shape == (100, 10) and res.ids.dtype == np.int64
+    assert res.distances.dtype == np.float32 and res.scores is None
+    assert recall(res.ids, truth) >= 0.95
+    exact = res.ids == truth
+    np.testing.assert_allclose(res.distances[exact], tdist[exact], rtol=1e-3, atol=1e-3)
+
+
+def test_single_query_and_padding(rng):
+    store = VectorStore(4, "l2")
+    store.add(rng.standard_normal((3, 4)), ids=[10, 20, 30])
+    res = store.search(np.zeros(4), k=5)
+    assert res.ids.shape == (5,)
+    assert sorted(res.ids[:3]) == [10, 20, 30] and list(res.ids[3:]) == [-1, -1]
+    assert np.all(np.isinf(res.distances[3:]))
+    assert np.all(VectorStore(4).search(np.ones(4), 3).ids == -1)
+
+
+def test_ids_metadata_get_contains(rng):
+    store = VectorStore(3, "l2")
+    x = rng.standard_normal((3, 3)).astype(np.float32)
+    ids = store.add(x, metadata=[{"lang": "en", "n": 1}, {"lang": "fr", "n": 2}, {"lang": "en"}])
+    assert list(ids) == [0, 1, 2] and len(store) == 3 and 1 in store and 7 not in store
+    np.testing.assert_array_equal(store.get([2, 0]), x[[2, 0]])
+    meta = store.metadata([1, 2])
+    assert meta.column("id").to_pylist() == [1, 2]
+    assert meta.column("lang").to_pylist() == ["fr", "en"]
+    assert meta.column("n").to_pylist() == [2, None]
+    more = store.add(x[:1], metadata={"lang": ["de"], "extra": [True]})
+    assert list(more) == [3]
+    assert store.metadata([3]).column("extra").to_pylist() == [True]
+    with pytest.raises(InvalidInput, match="already present"):
+        store.add(x[:1], ids=[1])
+    with pytest.raises(InvalidInput, match="duplicates"):
+        store.add(x[:2], ids=[7, 7])
+    with pytest.raises(NotFound):
+        store.get([99])
+    with pytest.raises(DimensionMismatch):
+        store.add(x, metadata=[{"a": 1}])
+
+
+def test_delete_upsert_compact(rng, data):
+    store = VectorStore(24, "cosine")
+    ids = store.add(data)
+    q = data[:50]
+    before = store.search(q, 10).ids
+    gone = np.unique(before[:, :3])
+    store.delete(gone)
+    assert len(store) == len(data) - len(gone)
+    after = store.search(q, 10).ids
+    assert not np.isin(after, gone).any()
+    with pytest.raises(NotFound):
+        store.delete([gone[0]])
+    # upsert replaces: the new vector is found, the old one is not
+    target = int(ids[-1])
+    store.upsert(data[0:1] * 2, [target], metadata=[{"tag": "new"}])
+    assert np.allclose(store.get([target]), data[0] * 2)
+    assert store.metadata([target]).column("tag").to_pylist() == ["new"]
+    store.upsert(data[5:6], [123456])
+    assert 123456 in store
+    n = len(store)
+    store.compact()
+    assert len(store) == n and store._n_slots == n
+    res = store.search(q, 10).ids
+    assert not np.isin(res, gone).any()
+    truth, _ = brute_force(store.get(store.ids), store.ids, q, 10, "cosine")
+    assert recall(res, truth) >= 0.95
+
+
+def test_filters_return_exactly_k_matches(rng, data):
+    store = VectorStore(24, "l2")
+    lang = np.where(rng.random(len(data)) < 0.5, "en", "fr").astype("U4")
+    lang[:40] = "rare"
+    ids = store.add(data, metadata={"lang": lang.tolist()})
+    q = data[100:120]
+    for flt, allowed in [({"lang": "rare"}, ids[lang == "rare"]),
+                         ({"lang": "en"}, ids[lang == "en"]),
+                         (set(ids[:15].tolist()), ids[:15]),
+                         (lambda arr: arr % 7 == 0, ids[ids % 7 == 0]),
+                         (lambda i: i % 5 == 0, ids[ids % 5 == 0])]:
+        res = store.search(q, 10, filter=flt)
+        assert np.isin(res.ids, allowed).all()
+        assert (res.ids >= 0).all()  # at least k match: never a short answer
+        truth, _ = brute_force(data[np.isin(ids, allowed)], allowed, q, 10, "l2")
+        assert recall(res.ids, truth) >= 0.9
+    res = store.search(q, 10, filter={"lang": "none"})
+    assert (res.ids == -1).all()
+    few = store.search(q, 10, filter=[1, 2, 3])
+    assert (few.ids[:, 3:] == -1).all() and np.isin(few.ids[:, :3], [1, 2, 3]).all()
+
+
+def test_filter_through_hnsw_path(rng, data, monkeypatch):
+    monkeypatch.setattr(store_mod, "BRUTE_FORCE_MAX", 10)
+    monkeypatch.setattr(store_mod, "BRUTE_FORCE_SHARE", 0.0)
+    store = VectorStore(24, "l2")
+    ids = store.add(data)
+    res = store.search(data[:10], 10, filter=lambda a: a % 2 == 0)
+    assert (res.ids % 2 == 0).all() and (res.ids >= 0).all()
+
+
+def test_attention_rerank_matches_numpy_reference(rng, data):
+    store = VectorStore(24, "ip")
+    ids = store.add(data)
+    q = data[:30] + 0.05
+    base = store.search(q, 40)
+    res = store.search(q, 5, rerank=AttentionReranker(temperature=0.5), candidates=40)
+    X = store.get(ids)
+    for i in range(len(q)):
+        cand = base.ids[i]
+        logits = X[cand] @ q[i] / (np.sqrt(24) * 0.5)
+        w = np.exp(logits - logits.max())
+        w /= w.sum()
+        order = np.argsort(-w, kind="stable")[:5]
+        np.testing.assert_array_equal(res.ids[i], cand[order])
+        np.testing.assert_allclose(res.scores[i], w[order], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(res.distances[i], base.distances[i][order], rtol=1e-5)
+
+
+def test_exact_and_learned_and_diverse_rerank(rng, data):
+    store = VectorStore(24, "cosine")
+    store.add(data)
+    q = data[:20]
+    plain = store.search(q, 10)
+    exact = store.search(q, 10, rerank="exact", candidates=50)
+    assert np.all(np.diff(exact.distances, axis=1) >= 0)
+    np.testing.assert_allclose(exact.scores, -exact.distances)
+    assert recall(exact.ids, plain.ids) >= 0.95
+    ident = AttentionReranker("learned", distance=AttentionDistance.identity(24))
+    att = store.search(q, 10, rerank="attention", candidates=50)
+    learned = store.search(q, 10, rerank=ident, candidates=50)
+    np.testing.assert_array_equal(att.ids, store.search(q, 10, rerank=AttentionReranker(
+        temperature=1 / np.sqrt(24)), candidates=50).ids)
+    # identity learned distance = plain dot product = attention with temperature 1/sqrt(D)
+    np.testing.assert_array_equal(learned.ids, store.search(q, 10, rerank=AttentionReranker(
+        temperature=1 / np.sqrt(24)), candidates=50).ids)
+    diverse = store.search(q, 10, rerank=AttentionReranker(diversity=0.7), candidates=50)
+    X = store.get(store.ids)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+
+    def mean_pairwise_cos(rows):
+        v = Xn[rows]
+        c = v @ v.T
+        return (c.sum() - len(rows)) / (len(rows) * (len(rows) - 1))
+
+    assert np.mean([mean_pairwise_cos(r) for r in diverse.ids]) < \
+        np.mean([mean_pairwise_cos(r) for r in att.ids])
+
+
+def test_bad_input(rng):
+    store = VectorStore(4, "cosine")
+    with pytest.raises(InvalidInput, match="zero"):
+        store.add(np.zeros((2, 4)))
+    store.add(rng.standard_normal((5, 4)))
+    with pytest.raises(DimensionMismatch):
+        store.search(np.ones(5))
+    with pytest.raises(InvalidInput):
+        store.search(np.full(4, np.nan))
+    with pytest.raises(InvalidInput, match="zero"):
+        store.search(np.zeros(4))
+    for bad_k in (0, -1, 2.5):
+        with pytest.raises(InvalidInput):
+            store.search(np.ones(4), bad_k)
+    with pytest.raises(InvalidInput, match="candidates"):
+        store.search(np.ones(4), 5, rerank="attention", candidates=3)
+    with pytest.raises(InvalidConfig):
+        store.search(np.ones(4), 2, rerank="magic")
+    with pytest.raises(InvalidConfig):
+        VectorStore(4, "hamming")
+    with pytest.raises(NotFound):
+        store.delete([42])
+
+
+def test_arrow_and_parquet_round_trip(rng, data, tmp_path):
+    store = VectorStore(24, "l2")
+    store.add(data[:200], ids=np.arange(1000, 1200), metadata={"g": list(range(200))})
+    table = store.to_arrow()
+    assert table.column_names == ["id", "vector", "g"]
+    assert pa.types.is_fixed_size_list(table.schema.field("vector").type)
+    back = VectorStore.from_arrow(table, metric="l2")
+    np.testing.assert_array_equal(back.get(np.arange(1000, 1200)), data[:200])
+    path = tmp_path / "v.parquet"
+    store.to_parquet(path)
+    again = VectorStore.from_parquet(path, metric="l2")
+    np.testing.assert_array_equal(again.search(data[:5], 3).ids, store.search(data[:5], 3).ids)
+    with pytest.raises(InvalidInput, match="no column"):
+        VectorStore.from_arrow(pa.table({"x": [1]}))
+    ragged = pa.table({"vector": pa.array([[1.0, 2.0], [1.0]])})
+    with pytest.raises(InvalidInput, match="different lengths"):
+        VectorStore.from_arrow(ragged)
+
+
+def test_concurrent_search_while_writing(rng, data):
+    store = VectorStore(24, "l2")
+    store.add(data[:1000])
+    errors, deleted = [], set()
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                res = store.search(data[:20], 10)
+                snapshot = set(deleted)
+                bad = set(res.ids.ravel().tolist()) & snapshot
+                ok = (res.ids >= 0).all()
+                if bad or not ok:
+                    errors.append((bad, ok))
+            except Exception as exc:  # noqa: BLE001 - any exception is a failure here
+                errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for start in range(1000, 3000, 200):
+        store.add(data[start:start + 200])
+        victims = list(range(start - 1000, start - 900))
+        store.delete(victims)
+        deleted.update(victims)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
