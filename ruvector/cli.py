@@ -25,6 +25,79 @@ def _bench_attention(args):
               f"{row.get('forward_speedup_vs_torch', float('nan')):7.2f}x")
 
 
+def _progress(total, quiet, desc):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="vec", disable=quiet or not sys.stderr.isatty())
+
+
+def _index_build(args):
+    from .index import VectorStore
+    from .index.io import read_vectors
+    vectors, table = read_vectors(args.input, args.vector_column)
+    ids = None
+    meta = None
+    if table is not None:
+        if args.id_column in table.column_names:
+            ids = table.column(args.id_column).to_numpy()
+        cols = [c for c in table.column_names if c not in (args.vector_column, args.id_column)]
+        meta = table.select(cols) if cols else None
+    store = VectorStore(vectors.shape[1], args.metric, M=args.M,
+                        ef_construction=args.ef_construction, capacity=max(len(vectors), 1))
+    chunk = 10_000
+    with _progress(len(vectors), args.quiet, "indexing") as bar:
+        for start in range(0, len(vectors), chunk):
+            stop = min(start + chunk, len(vectors))
+            store.add(vectors[start:stop], None if ids is None else ids[start:stop],
+                      None if meta is None else meta.slice(start, stop - start))
+            bar.update(stop - start)
+    store.save(args.out_dir)
+    if not args.quiet:
+        print(f"indexed {len(store)} vectors of dim {store.dim} ({store.metric}) "
+              f"into {args.out_dir}")
+
+
+def _index_query(args):
+    import numpy as np
+    import pyarrow as pa
+    from .index import AttentionReranker, VectorStore
+    from .index.io import read_vectors
+    store = VectorStore.load(args.store)
+    queries, _ = read_vectors(args.queries, args.vector_column)
+    rerank = AttentionReranker(args.rerank) if args.rerank else None
+    res = store.search(queries, args.k, ef=args.ef, rerank=rerank, candidates=args.candidates)
+    if args.out:
+        import pyarrow.parquet as pq
+        Q, k = res.ids.shape
+        cols = {"query": np.repeat(np.arange(Q), k), "rank": np.tile(np.arange(k), Q),
+                "id": res.ids.ravel(), "distance": res.distances.ravel()}
+        if res.scores is not None:
+            cols["score"] = res.scores.ravel()
+        pq.write_table(pa.table(cols), args.out)
+    elif args.json:
+        print(json.dumps({"ids": res.ids.tolist(),
+                          "distances": [[float(d) for d in row] for row in res.distances],
+                          "scores": None if res.scores is None else res.scores.tolist()}))
+    else:
+        for i, (row, drow) in enumerate(zip(res.ids, res.distances)):
+            pairs = " ".join(f"{int(j)}({d:.4g})" for j, d in zip(row, drow) if j >= 0)
+            print(f"q{i}: {pairs}")
+
+
+def _index_info(args):
+    from ._persist import read_generation
+    from .index.store import FORMAT, FORMAT_VERSION
+    manifest, _ = read_generation(args.store, FORMAT, FORMAT_VERSION)
+    info = {k: manifest[k] for k in ("format", "version", "generation", "dim", "metric", "count",
+                                     "slots", "M", "ef_construction", "ef_search")}
+    info["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
+    print(json.dumps(info, indent=2))
+
+
+def _demo(args):
+    from .demo import run_demo
+    run_demo()
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ruvector", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ruvector {__version__}")
@@ -35,6 +108,37 @@ def build_parser():
     att.add_argument("--json", action="store_true", help="print the raw JSON result")
     att.add_argument("--quick", action="store_true", help="short run on the smaller shapes")
     att.set_defaults(func=_bench_attention)
+
+    index = sub.add_parser("index", help="build, query and inspect vector stores")
+    isub = index.add_subparsers(dest="action", required=True)
+    build = isub.add_parser("build", help="build a store from Parquet, Arrow or .npy")
+    build.add_argument("input")
+    build.add_argument("out_dir")
+    build.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"])
+    build.add_argument("--vector-column", default="vector")
+    build.add_argument("--id-column", default="id")
+    build.add_argument("--M", type=int, default=16)
+    build.add_argument("--ef-construction", type=int, default=200)
+    build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    build.set_defaults(func=_index_build)
+    query = isub.add_parser("query", help="query a store with vectors from a file")
+    query.add_argument("store")
+    query.add_argument("queries")
+    query.add_argument("-k", type=int, default=10)
+    query.add_argument("--ef", type=int, default=None)
+    query.add_argument("--rerank", choices=["attention", "exact"], default=None)
+    query.add_argument("--candidates", type=int, default=None)
+    query.add_argument("--vector-column", default="vector")
+    fmt = query.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print ids/distances/scores as JSON")
+    fmt.add_argument("--out", help="write results to a Parquet file")
+    query.set_defaults(func=_index_query)
+    info = isub.add_parser("info", help="print a store's manifest summary")
+    info.add_argument("store")
+    info.set_defaults(func=_index_info)
+
+    demo = sub.add_parser("demo", help="build and query a store on built-in data")
+    demo.set_defaults(func=_demo)
     return parser
 
 

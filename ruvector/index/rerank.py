@@ -12,7 +12,8 @@ class AttentionReranker:
     """Re-rank search candidates.
 
     ``mode="attention"``: weights ``w_i = softmax_i(q . x_i / (sqrt(D) * temperature))`` over
-    the candidates of each query; the top k by weight come back with ``scores = w``.
+    the candidates of each query; the top k by weight come back with ``scores = w``.  In a
+    cosine store q and x are unit vectors (the metric ignores norms, so does the score).
     ``mode="learned"``: the same with the similarity of an :class:`AttentionDistance`
     (``distance=``): ``w_i = softmax_i(similarity(q, x_i) / temperature)``.
     ``mode="exact"``: candidates re-sorted by the store's exact metric; ``scores = -distance``.
@@ -62,11 +63,13 @@ class AttentionReranker:
             if self.distance.dim != store.dim:
                 raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {store.dim}")
             qt, scale = self.distance.transform_queries(queries), 1.0 / self.temperature
+            normalize = False
         else:
             qt, scale = queries, 1.0 / (np.sqrt(store.dim) * self.temperature)
+            normalize = store.metric == "cosine"
         pos = np.empty((Q, k), np.int64)
         w = np.empty((Q, k), np.float32)
-        rerank_attention(qt, slots, store._vectors, store._norms, np.float32(scale),
+        rerank_attention(qt, slots, store._vectors, store._norms, normalize, np.float32(scale),
                          self.diversity, np.empty((Q, C), np.float32),
                          np.empty((Q, C), np.float32), np.empty((Q, C), np.bool_), pos, w)
         valid = pos >= 0

@@ -143,15 +143,21 @@ def test_exact_and_learned_and_diverse_rerank(rng, data):
     assert np.all(np.diff(exact.distances, axis=1) >= 0)
     np.testing.assert_allclose(exact.scores, -exact.distances)
     assert recall(exact.ids, plain.ids) >= 0.95
+    # cosine store: attention uses unit vectors, so its order is the exact cosine order
+    att = store.search(q, 10, rerank=AttentionReranker(temperature=0.01), candidates=50)
+    np.testing.assert_array_equal(att.ids, exact.ids)
+    # inner-product store: the identity learned distance is the plain dot product, i.e.
+    # attention with temperature 1/sqrt(D)
+    ip_store = VectorStore(24, "ip")
+    ip_store.add(data)
     ident = AttentionReranker("learned", distance=AttentionDistance.identity(24))
-    att = store.search(q, 10, rerank="attention", candidates=50)
-    learned = store.search(q, 10, rerank=ident, candidates=50)
-    np.testing.assert_array_equal(att.ids, store.search(q, 10, rerank=AttentionReranker(
-        temperature=1 / np.sqrt(24)), candidates=50).ids)
-    # identity learned distance = plain dot product = attention with temperature 1/sqrt(D)
-    np.testing.assert_array_equal(learned.ids, store.search(q, 10, rerank=AttentionReranker(
-        temperature=1 / np.sqrt(24)), candidates=50).ids)
-    diverse = store.search(q, 10, rerank=AttentionReranker(diversity=0.7), candidates=50)
+    learned = ip_store.search(q, 10, rerank=ident, candidates=50)
+    dot = ip_store.search(q, 10, rerank=AttentionReranker(temperature=1 / np.sqrt(24)),
+                          candidates=50)
+    np.testing.assert_array_equal(learned.ids, dot.ids)
+    np.testing.assert_allclose(learned.scores, dot.scores, rtol=1e-3)
+    diverse = store.search(q, 10, rerank=AttentionReranker(temperature=0.01, diversity=0.7),
+                           candidates=50)
     X = store.get(store.ids)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
 

@@ -3,7 +3,8 @@
 Candidates are slot numbers into the store's vector array (-1 = no candidate).  Vectors are
 gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
 
-    attention:  w_i = softmax_i(scale * q . x_{c_i})           (scale = 1/(sqrt(D) T))
+    attention:  w_i = softmax_i(scale * q . x_{c_i})           (scale = 1/(sqrt(D) T);
+                unit vectors for cosine stores)
     exact:      d_i = metric(q, x_{c_i})  (0 = l2, 1 = cosine, 2 = inner product)
     MMR:        pick argmax_i (1 - lam) w_i / max w - lam max_{j picked} cos(x_i, x_j)
 """
@@ -24,12 +25,17 @@ def _dot(a, b):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_logits(q, cand, vectors, scale, w):
-    """w[i] = softmax over the valid candidates of scale * q . x_cand[i]; -1 gets 0."""
+def _softmax_logits(q, cand, vectors, norms, normalize, scale, w):
+    """w[i] = softmax over the valid candidates of scale * q . x_cand[i] (with unit q and x
+    when ``normalize``); -1 gets 0."""
     top = -np.inf
+    qscale = scale
+    if normalize:
+        qscale = scale / np.sqrt(_dot(q, q))
     for i in range(cand.shape[0]):
         if cand[i] >= 0:
-            w[i] = _dot(q, vectors[cand[i]]) * scale
+            s = _dot(q, vectors[cand[i]]) * qscale
+            w[i] = s / norms[cand[i]] if normalize else s
             top = max(top, w[i])
     total = 0.0
     for i in range(cand.shape[0]):
@@ -77,11 +83,12 @@ def _select(cand, w, red, taken, lam, k, norms, vectors, out_pos):
 
 
 @njit(cache=True, parallel=True)
-def rerank_attention(queries, cand, vectors, norms, scale, diversity, wbuf, rbuf, taken,
-                     out_pos, out_w):
+def rerank_attention(queries, cand, vectors, norms, normalize, scale, diversity, wbuf, rbuf,
+                     taken, out_pos, out_w):
     """Top-k candidate positions by attention weight (or by MMR when diversity > 0).
 
-    queries (Q, D) float32, cand (Q, C) int64 slots, vectors (N, D), norms (N,); scratch
+    queries (Q, D) float32, cand (Q, C) int64 slots, vectors (N, D), norms (N,) (vectors and
+    queries are normalised when ``normalize``, for cosine stores); scratch
     wbuf, rbuf (Q, C) float32 and taken (Q, C) bool; writes out_pos (Q, k) positions into
     cand (-1 when fewer valid candidates) and out_w (Q, k) their attention weights.
     """
@@ -89,7 +96,7 @@ def rerank_attention(queries, cand, vectors, norms, scale, diversity, wbuf, rbuf
     k = out_pos.shape[1]
     for qi in prange(Q):
         w = wbuf[qi]
-        _softmax_logits(queries[qi], cand[qi], vectors, scale, w)
+        _softmax_logits(queries[qi], cand[qi], vectors, norms, normalize, scale, w)
         _select(cand[qi], w, rbuf[qi], taken[qi], diversity, k, norms, vectors, out_pos[qi])
         for t in range(k):
             out_w[qi, t] = w[out_pos[qi, t]] if out_pos[qi, t] >= 0 else 0
