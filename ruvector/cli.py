@@ -25,6 +25,24 @@ def _bench_attention(args):
               f"{row.get('forward_speedup_vs_torch', float('nan')):7.2f}x")
 
 
+def _bench_index(args):
+    from .benchmarks.index import run
+    result = run(n=args.n, queries=args.queries)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    b = result["build_seconds"]
+    print(f"vector index, {result['n']} x {result['dim']}, {result['queries']} queries, "
+          f"{result['threads']} threads; build {b['ruvector']} s (hnswlib {b['hnswlib']} s)")
+    for ef, row in result["results"]["search"].items():
+        print(f"  {ef:6} recall {row['ruvector_recall']:.3f}  {row['ruvector_qps']:>7} QPS  "
+              f"(hnswlib {row['hnswlib_qps']:>7} QPS, ratio {row['qps_ratio']})")
+    r = result["results"]["rerank"]
+    print(f"  search + attention re-rank ({r['candidates']} candidates): {r['ruvector_qps']} QPS, "
+          f"NumPy pipeline {r['numpy_pipeline_qps']} QPS ({r['speedup']}x), re-rank adds "
+          f"{100 * r['rerank_overhead']:.0f}% to the search")
+
+
 def _progress(total, quiet, desc):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="vec", disable=quiet or not sys.stderr.isatty())
@@ -108,6 +126,11 @@ def build_parser():
     att.add_argument("--json", action="store_true", help="print the raw JSON result")
     att.add_argument("--quick", action="store_true", help="short run on the smaller shapes")
     att.set_defaults(func=_bench_attention)
+    idx = bench_sub.add_parser("index", help="VectorStore vs raw hnswlib; re-rank vs NumPy")
+    idx.add_argument("--json", action="store_true", help="print the raw JSON result")
+    idx.add_argument("--n", type=int, default=100_000, help="vectors (default 100,000)")
+    idx.add_argument("--queries", type=int, default=1_000)
+    idx.set_defaults(func=_bench_index)
 
     index = sub.add_parser("index", help="build, query and inspect vector stores")
     isub = index.add_subparsers(dest="action", required=True)

@@ -30,3 +30,12 @@ def test_unknown_command_exits_with_usage(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["nope"])
     assert exc.value.code == 2
+
+
+def test_bench_index_small(capsys, monkeypatch):
+    from ruvector.benchmarks import index as bench_index
+    monkeypatch.setattr(bench_index, "EFS", (16, 64))
+    assert cli.main(["bench", "index", "--n", "2000", "--queries", "50", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["results"]["search"]) == {"ef16", "ef64"}
+    assert result["results"]["rerank"]["same_ids_as_numpy"] >= 0.98

@@ -2,6 +2,7 @@
 learned AttentionDistance."""
 import numpy as np
 
+from .._threads import run_row_chunks
 from ..errors import InvalidConfig
 from .distance import AttentionDistance
 
@@ -20,7 +21,10 @@ class AttentionReranker:
     ``diversity`` in [0, 1): maximal marginal relevance (Carbonell & Goldstein 1998) over the
     attention weights, ``argmax (1 - diversity) w_i / max w - diversity max_j cos(x_i, x_j)``.
     Distances returned are always the store's metric distances of the returned items.
-    Vectors are gathered inside a Numba kernel, parallel over queries.
+    The dot products q . x are recovered exactly from the HNSW distances where the metric
+    allows it (ip: 1 - d; cosine: 1 - d of unit vectors; l2: (|q|^2 + |x|^2 - d) / 2), so
+    plain attention re-ranking reads no vector; learned and diverse modes gather the stored
+    vectors inside a Numba kernel (no (Q, C, D) copy).  Queries are split over threads.
     """
 
     def __init__(self, mode="attention", *, temperature=1.0, distance=None, diversity=0.0):
@@ -50,12 +54,12 @@ class AttentionReranker:
 
     def rerank(self, store, queries, slots, dist, k):
         """(slots (Q, k), distances (Q, k), scores (Q, k)) from candidate slots (Q, C)."""
-        from ..attention.kernels.rerank import METRIC_CODES, exact_distances, rerank_attention
+        from ..attention.kernels import rerank as K
         Q, C = slots.shape
         if self.mode == "exact":
             d = np.empty((Q, C), np.float32)
-            exact_distances(queries, slots, store._vectors, store._norms,
-                            METRIC_CODES[store.metric], d)
+            K.exact_distances(queries, slots, store._vectors, store._norms,
+                              K.METRIC_CODES[store.metric], d)
             order = np.argsort(d, axis=1, kind="stable")[:, :k]
             d_k = np.take_along_axis(d, order, 1)
             return np.take_along_axis(slots, order, 1), d_k, np.where(np.isfinite(d_k), -d_k, 0)
@@ -63,15 +67,18 @@ class AttentionReranker:
             if self.distance.dim != store.dim:
                 raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {store.dim}")
             qt, scale = self.distance.transform_queries(queries), 1.0 / self.temperature
-            normalize = False
+            source = K.GATHER
         else:
             qt, scale = queries, 1.0 / (np.sqrt(store.dim) * self.temperature)
-            normalize = store.metric == "cosine"
+            if self.diversity > 0:  # MMR needs the vectors anyway
+                source = K.GATHER_UNIT if store.metric == "cosine" else K.GATHER
+            else:  # q.x follows from the search distance: no vector is read
+                source = K.FROM_L2_DISTANCE if store.metric == "l2" else K.FROM_DOT_DISTANCE
         pos = np.empty((Q, k), np.int64)
         w = np.empty((Q, k), np.float32)
-        rerank_attention(qt, slots, store._vectors, store._norms, normalize, np.float32(scale),
-                         self.diversity, np.empty((Q, C), np.float32),
-                         np.empty((Q, C), np.float32), np.empty((Q, C), np.bool_), pos, w)
+        run_row_chunks(K.rerank_attention, Q, qt, slots, dist, store._vectors, store._norms,
+                       source, np.float32(scale), self.diversity, np.empty((Q, C), np.float32),
+                       np.empty((Q, C), np.float32), np.empty((Q, C), np.bool_), pos, w)
         valid = pos >= 0
         safe = np.maximum(pos, 0)
         out_slots = np.where(valid, np.take_along_axis(slots, safe, 1), -1)

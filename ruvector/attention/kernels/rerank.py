@@ -1,4 +1,4 @@
-"""Gather + score kernels for re-ranking search candidates (parallel over queries).
+"""Gather + score kernels for re-ranking search candidates.
 
 Candidates are slot numbers into the store's vector array (-1 = no candidate).  Vectors are
 gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
@@ -24,19 +24,38 @@ def _dot(a, b):
     return acc
 
 
+# Where the logits q . x come from (see _softmax_logits).
+GATHER, GATHER_UNIT, FROM_DOT_DISTANCE, FROM_L2_DISTANCE = 0, 1, 2, 3
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_logits(q, cand, vectors, norms, normalize, scale, w):
-    """w[i] = softmax over the valid candidates of scale * q . x_cand[i] (with unit q and x
-    when ``normalize``); -1 gets 0."""
+def _softmax_logits(q, cand, dist, vectors, norms, source, scale, w):
+    """w[i] = softmax over the valid candidates of scale * q . x_cand[i]; -1 gets 0.
+
+    q . x is computed from the gathered vectors (GATHER; GATHER_UNIT for unit q and x), or
+    recovered from the search distances without touching the vectors:
+    FROM_DOT_DISTANCE (ip: d = 1 - q.x; cosine: d = 1 - q^.x^) and FROM_L2_DISTANCE
+    (q.x = (|q|^2 + |x|^2 - d) / 2).
+    """
     top = -np.inf
     qscale = scale
-    if normalize:
-        qscale = scale / np.sqrt(_dot(q, q))
+    qn2 = _dot(q, q)
+    if source == GATHER_UNIT:
+        qscale = scale / np.sqrt(qn2)
     for i in range(cand.shape[0]):
-        if cand[i] >= 0:
-            s = _dot(q, vectors[cand[i]]) * qscale
-            w[i] = s / norms[cand[i]] if normalize else s
-            top = max(top, w[i])
+        c = cand[i]
+        if c < 0:
+            continue
+        if source == GATHER:
+            s = _dot(q, vectors[c]) * qscale
+        elif source == GATHER_UNIT:
+            s = _dot(q, vectors[c]) * qscale / norms[c]
+        elif source == FROM_DOT_DISTANCE:
+            s = (1 - dist[i]) * scale
+        else:
+            s = 0.5 * (qn2 + norms[c] * norms[c] - dist[i]) * scale
+        w[i] = s
+        top = max(top, s)
     total = 0.0
     for i in range(cand.shape[0]):
         if cand[i] >= 0:
@@ -82,21 +101,21 @@ def _select(cand, w, red, taken, lam, k, norms, vectors, out_pos):
                     red[i] = max(red[i], cos)
 
 
-@njit(cache=True, parallel=True)
-def rerank_attention(queries, cand, vectors, norms, normalize, scale, diversity, wbuf, rbuf,
-                     taken, out_pos, out_w):
+@njit(cache=True, nogil=True)
+def rerank_attention(queries, cand, dist, vectors, norms, source, scale, diversity, wbuf, rbuf,
+                     taken, out_pos, out_w, start, stop):
     """Top-k candidate positions by attention weight (or by MMR when diversity > 0).
 
-    queries (Q, D) float32, cand (Q, C) int64 slots, vectors (N, D), norms (N,) (vectors and
-    queries are normalised when ``normalize``, for cosine stores); scratch
+    queries (Q, D) float32, cand (Q, C) int64 slots with their search distances dist (Q, C),
+    vectors (N, D), norms (N,), ``source`` of the logits (see _softmax_logits); scratch
     wbuf, rbuf (Q, C) float32 and taken (Q, C) bool; writes out_pos (Q, k) positions into
-    cand (-1 when fewer valid candidates) and out_w (Q, k) their attention weights.
+    cand (-1 when fewer valid candidates) and out_w (Q, k) their attention weights, for the
+    queries start:stop (callers split the rows over threads; the GIL is released).
     """
-    Q = cand.shape[0]
     k = out_pos.shape[1]
-    for qi in prange(Q):
+    for qi in range(start, stop):
         w = wbuf[qi]
-        _softmax_logits(queries[qi], cand[qi], vectors, norms, normalize, scale, w)
+        _softmax_logits(queries[qi], cand[qi], dist[qi], vectors, norms, source, scale, w)
         _select(cand[qi], w, rbuf[qi], taken[qi], diversity, k, norms, vectors, out_pos[qi])
         for t in range(k):
             out_w[qi, t] = w[out_pos[qi, t]] if out_pos[qi, t] >= 0 else 0
