@@ -23,6 +23,27 @@ def median_seconds(fn, *, budget=0.6, min_runs=5, max_runs=500, warmup=2):
     return float(np.median(times))
 
 
+def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=200):
+    """Median wall time of each function, measured in alternation (A B C A B C ...).
+
+    Alternating makes ratios robust to drifts in machine load, which sequential runs of
+    each function would fold into the comparison.
+    """
+    for fn in fns:
+        fn()
+    t0 = time.perf_counter()
+    for fn in fns:
+        fn()
+    rounds = int(min(max(budget / max(time.perf_counter() - t0, 1e-7), min_runs), max_runs))
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [float(np.median(ts)) for ts in times]
+
+
 def optional_torch(threads):
     """The torch module limited to ``threads`` threads, or None when not installed."""
     try:

@@ -256,3 +256,17 @@ def test_concurrent_search_while_writing(rng, data):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_threaded_rerank_equals_single_threaded(rng, data, monkeypatch):
+    import ruvector._threads as threads
+    store = VectorStore(24, "l2")
+    store.add(data)
+    q = data[:300] + 0.01
+    rr = AttentionReranker(temperature=0.3)
+    monkeypatch.setattr(threads, "num_workers", lambda: 3)
+    many = store.search(q, 7, rerank=rr, candidates=30)
+    monkeypatch.setattr(threads, "num_workers", lambda: 1)
+    one = store.search(q, 7, rerank=rr, candidates=30)
+    np.testing.assert_array_equal(many.ids, one.ids)
+    np.testing.assert_array_equal(many.scores, one.scores)
