@@ -18,6 +18,7 @@ _LAZY = {
     "Module": "ruvector.nn.module",
     "Linear": "ruvector.nn.layers",
     "LayerNorm": "ruvector.nn.layers",
+    "tune_malloc": "ruvector._malloc",
 }
 
 

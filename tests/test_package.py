@@ -41,3 +41,12 @@ def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "ruvector", "--version"], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip().endswith("0.1.0")
+
+
+def test_tune_malloc_applies_on_glibc():
+    out = _run("""
+        import platform, ruvector
+        print(ruvector.tune_malloc(), platform.libc_ver()[0])
+    """)
+    applied, libc = out.split()
+    assert applied == "True" or libc != "glibc"

@@ -111,12 +111,16 @@ def attention_backward(ctx, dout):
     delta = np.einsum("bhqd,bhqd->bhq", dout, ctx.out).astype(q.dtype)
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
     nqb = -(-Lq // dense.QB)
-    nqc = min(-(-W // (B * H)), nqb) if parallel and B * H < W else 1
-    dq = np.empty_like(q)
+    nqc = nkc = 1
+    if parallel and B * H < W:
+        nqc = min(-(-W // (B * H)), nqb)
+        if B * H * nqc < W:  # few query rows: split the keys too
+            nkc = min(-(-W // (B * H * nqc)), -(-Lk // dense.KT))
+    dq = np.empty((nkc, B, H, Lq, D), q.dtype)
     dk = np.zeros((nqc, B, H, Lk, D), q.dtype)
     dv = np.zeros((nqc, B, H, Lk, Dv), q.dtype)
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal,
-            q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, dq, dk, dv,
+            q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
             np.empty((W, dense.backward_scratch_size(D, Dv)), q.dtype),
             np.empty((W, dense.KT), np.int32))
     if parallel:
@@ -124,7 +128,7 @@ def attention_backward(ctx, dout):
             dense.backward_parallel(*args)
     else:
         dense.backward_serial(*args)
-    return dq, dk.sum(axis=0) if nqc > 1 else dk[0], dv.sum(axis=0) if nqc > 1 else dv[0]
+    return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
 
 
 def attention_weights(ctx):

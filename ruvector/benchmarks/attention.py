@@ -13,6 +13,7 @@ import numpy as np
 from .. import MultiHeadAttention
 from ..attention.functional import attention_backward, attention_forward, \
     scaled_dot_product_attention
+from .._malloc import tune_malloc
 from .timing import median_seconds, timing_entry
 from .torch_baselines import measure_in_subprocess
 
@@ -85,6 +86,7 @@ def run(quick=False, seed=0):
     """
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads()
+    malloc_tuned = tune_malloc()  # as for the PyG / PyTorch reference figures
     budget = 0.2 if quick else 1.0
     shapes = {k: v for k, v in SHAPES.items() if not quick or k[0] in "abc"}
     torch = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
@@ -92,7 +94,8 @@ def run(quick=False, seed=0):
     result = {"benchmark": "attention", "threads": threads,
               "machine": platform.processor() or platform.machine(),
               "numpy": np.__version__, "numba": numba.__version__,
-              "torch": torch["version"] if torch else None, "quick": quick, "results": {}}
+              "torch": torch["version"] if torch else None, "quick": quick,
+              "malloc_tuned": malloc_tuned, "results": {}}
     for name, (B, H, Lq, Lk, D) in shapes.items():
         row = bench_sdpa((B, H, Lq, Lk, D), rng, budget)
         if torch:

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from ..index import AttentionReranker, VectorStore
+from .._malloc import tune_malloc
 from .timing import interleaved_medians, median_seconds
 
 EFS = (16, 32, 64, 128, 256)
@@ -57,9 +58,10 @@ def numpy_rerank_pipeline(index, X, Q, k, candidates):
 def run(n=100_000, dim=128, queries=1_000, k=10, candidates=100, seed=0, budget=2.0):
     threads = numba.get_num_threads()
     X, Q = make_data(n, dim, queries, seed=seed)
+    malloc_tuned = tune_malloc()  # as for the PyG / PyTorch reference figures
     truth = ground_truth(X, Q, k)
     result = {"benchmark": "index", "n": n, "dim": dim, "queries": queries, "k": k,
-              "threads": threads, "metric": "l2", "results": {}}
+              "threads": threads, "metric": "l2", "malloc_tuned": malloc_tuned, "results": {}}
 
     warm = VectorStore(dim, "l2")  # load the JIT-compiled helpers once, outside the timings
     warm.add(X[:100])

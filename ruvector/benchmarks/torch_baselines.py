@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from .._malloc import tune_malloc
 from .timing import median_seconds, optional_torch
 
 
@@ -53,6 +54,7 @@ def measure_in_subprocess(job):
 
 def _main():
     job = json.load(sys.stdin)
+    tune_malloc()  # the same allocator settings as the ruvector side
     torch = optional_torch(job["threads"])
     if torch is None:
         print("null")

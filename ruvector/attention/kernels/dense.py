@@ -26,8 +26,9 @@ Backward (recomputing P from the saved ``lse``), with ``delta_i = rowsum(dO_i * 
     dV_t += P^T dO,  dP = dO V_t^T,  dS = P * (dP - delta),
     dQ += scale dS K_t,  dK_t += scale dS^T Q.
 
-Tasks are (batch, head, query chunk); each query chunk owns a private dK/dV accumulator
-that the caller sums, so no two workers ever write the same memory.
+Tasks are (batch, head, query chunk, key chunk); each query chunk owns a private dK/dV
+accumulator and each key chunk a private dQ part, which the caller sums, so no two workers
+ever write the same memory.
 
 Dropout (training) multiplies P by ``Z / (1 - p)`` in the ``P V`` product only, where the
 keep bit ``Z_ij`` comes from a counter-based hash (splitmix64) of (seed, b, h, i, j): the
@@ -283,8 +284,9 @@ def forward_serial(q, k, v, mask, has_mask, causal, scale, drop_p, seed, nkc, kc
 
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
-                   b, h, i0, i1, dq, dk, dv, qs, sbuf, pbuf, dqacc, tmp, ibuf):
-    """Gradient contributions of query rows i0:i1 of (b, h): writes dq, adds into dk/dv."""
+                   b, h, i0, i1, j0, j1, dq, dk, dv, qs, sbuf, pbuf, dqacc, tmp, ibuf):
+    """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
+    key range's part), adds into dk/dv."""
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
     nq = i1 - i0
@@ -293,9 +295,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_
     dO = do[b, h, i0:i1]
     dQ = dqacc[:nq * D].reshape((nq, D))
     dQ[:, :] = 0
-    jend = min(Lk, i1) if causal else Lk
+    jend = min(j1, i1) if causal else j1
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
-    for jt in range(0, jend, KT):
+    for jt in range(j0, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
         S = sbuf[:nq * nk].reshape((nq, nk))
@@ -338,9 +340,9 @@ def backward_scratch_size(D, Dv):
 
 @njit(cache=True)
 def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p,
-                     seed, nqc, dq, dk, dv, fscratch, iscratch):
+                     seed, nqc, nkc, dq, dk, dv, fscratch, iscratch):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
-    D = q.shape[3]
+    Lk, D = k.shape[2], q.shape[3]
     buf = fscratch[w]
     n0 = QB * D
     n1 = n0 + QB * KT
@@ -349,35 +351,45 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scal
     qs, sbuf, pbuf, dqacc, tmp = buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3], buf[n3:]
     nqb = (Lq + QB - 1) // QB
     per = (nqb + nqc - 1) // nqc
-    ntasks = B * H * nqc
+    kchunk = (Lk + nkc - 1) // nkc
+    ntasks = B * H * nqc * nkc
     for t in range(w, ntasks, W):
-        qc = t % nqc
-        bh = t // nqc
+        kc = t % nkc
+        rest = t // nkc
+        qc = rest % nqc
+        bh = rest // nqc
         b, h = bh // H, bh % H
+        j0 = kc * kchunk
+        j1 = min(j0 + kchunk, Lk)
         for qb in range(qc * per, min((qc + 1) * per, nqb)):
             i0 = qb * QB
             i1 = min(i0 + QB, Lq)
             _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p,
-                           seed, b, h, i0, i1, dq[b, h, i0:i1], dk[qc, b, h], dv[qc, b, h],
-                           qs, sbuf, pbuf, dqacc, tmp, iscratch[w])
+                           seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
+                           dv[qc, b, h], qs, sbuf, pbuf, dqacc, tmp, iscratch[w])
 
 
 @njit(cache=True, parallel=True)
 def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
-                      nqc, dq, dk, dv, fscratch, iscratch):
-    """Backward over W = len(fscratch) workers; dk: (nqc, B, H, Lk, D) zeroed partial sums."""
+                      nqc, nkc, dq, dk, dv, fscratch, iscratch):
+    """Backward over W = len(fscratch) workers.
+
+    Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
+    key chunk (written), dk / dv (nqc, B, H, Lk, D) one zeroed partial sum per query chunk;
+    the caller sums the parts.
+    """
     W = fscratch.shape[0]
     for w in prange(W):
         _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scale,
-                         drop_p, seed, nqc, dq, dk, dv, fscratch, iscratch)
+                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
 
 
 @njit(cache=True)
 def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
-                    nqc, dq, dk, dv, fscratch, iscratch):
+                    nqc, nkc, dq, dk, dv, fscratch, iscratch):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
     _backward_worker(0, 1, q, k, v, do, lse, delta, mask, has_mask, causal, scale,
-                     drop_p, seed, nqc, dq, dk, dv, fscratch, iscratch)
+                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
