@@ -19,6 +19,12 @@ _LAZY = {
     "Linear": "ruvector.nn.layers",
     "LayerNorm": "ruvector.nn.layers",
     "tune_malloc": "ruvector._malloc",
+    "GATLayer": "ruvector.attention.graph",
+    "GINLayer": "ruvector.attention.graph",
+    "SAGELayer": "ruvector.attention.graph",
+    "VectorStore": "ruvector.index.store",
+    "AttentionReranker": "ruvector.index.rerank",
+    "AttentionDistance": "ruvector.index.distance",
 }
 
 

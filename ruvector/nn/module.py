@@ -23,7 +23,7 @@ class Module:
         self.training = False
 
     def _register(self, name, value):
-        arr = np.ascontiguousarray(value, dtype=self.dtype)
+        arr = np.array(value, dtype=self.dtype, order="C")  # keeps 0-d parameters 0-d
         self._params[name] = arr
         self.grads[name] = np.zeros_like(arr)
         return arr

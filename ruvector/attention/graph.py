@@ -1,0 +1,309 @@
+"""Graph layers over ``edge_index`` (2, E), row 0 = source j, row 1 = target i, messages
+j -> i, normalised over the incoming edges of each target: GATLayer, GINLayer, SAGELayer.
+
+Every layer is a Module with ``forward(x, graph, ...)`` and ``backward(grad_out)``; ``graph``
+is an edge_index array or a :class:`ruvector.graph.CSRGraph`.  Kernels: CSR by target for
+the forward and target-side gradients, CSR by source for scatters (deterministic).
+"""
+import numpy as np
+
+from .._validate import as_array, positive_int, probability
+from ..errors import DimensionMismatch, InvalidConfig
+from ..graph.csr import as_csr
+from ..nn._matmul import matmul, matmul_tn
+from ..nn.module import Module, glorot_uniform, make_rng
+from .kernels import graph as K
+
+
+def _features(x, width, dtype, name="x"):
+    x = as_array(x, name, dtype=dtype, ndim=2)
+    if x.shape[1] != width:
+        raise DimensionMismatch(f"{name} {x.shape} must have {width} features per row")
+    return x
+
+
+def _grad(grad, shape, dtype):
+    g = as_array(grad, "grad_out", dtype=dtype, allow_empty=True)
+    if g.shape != shape:
+        raise DimensionMismatch(f"grad_out {g.shape} does not match the output {shape}")
+    return g
+
+
+class GATLayer(Module):
+    """Graph attention layer (Velickovic et al. 2018), PyTorch Geometric ``GATConv`` semantics.
+
+        h_j = x_j W  (H heads of C = out_dim channels)
+        e_ij = LeakyReLU(a_src . h_j + a_dst . h_i [+ a_edge . (e_ji W_e)])
+        alpha_ij = softmax over the incoming edges of i,   out_i = sum_j alpha_ij h_j (+ bias)
+
+    Heads are concatenated (N, H C) or averaged (N, C).  With ``add_self_loops`` existing
+    self-loops are removed and one per node is added (its edge feature = mean of the node's
+    incoming edge features, zeros for none); without, a node with no incoming edge gets the
+    bias only.  Dropout on alpha in training mode.  Parameters: ``weight (in, H C)``,
+    ``att_src``, ``att_dst (H, C)``, ``bias (H C,)`` or ``(C,)``, and with ``edge_dim``
+    ``weight_edge (edge_dim, H C)``, ``att_edge (H, C)``.
+    """
+
+    def __init__(self, in_dim, out_dim, heads=1, *, concat=True, negative_slope=0.2,
+                 dropout=0.0, add_self_loops=True, bias=True, edge_dim=None, seed=None,
+                 dtype=np.float32):
+        super().__init__(dtype)
+        self.in_dim = positive_int(in_dim, "in_dim")
+        self.out_dim = positive_int(out_dim, "out_dim")
+        self.heads = positive_int(heads, "heads")
+        self.concat = bool(concat)
+        self.negative_slope = float(negative_slope)
+        self.dropout = probability(dropout, "dropout")
+        self.add_self_loops = bool(add_self_loops)
+        self.edge_dim = None if edge_dim is None else positive_int(edge_dim, "edge_dim")
+        rng = make_rng(seed)
+        H, C = self.heads, self.out_dim
+        self._register("weight", glorot_uniform(rng, self.in_dim, H * C))
+        self._register("att_src", glorot_uniform(rng, H, C))
+        self._register("att_dst", glorot_uniform(rng, H, C))
+        if self.edge_dim is not None:
+            self._register("weight_edge", glorot_uniform(rng, self.edge_dim, H * C))
+            self._register("att_edge", glorot_uniform(rng, H, C))
+        if bias:
+            self._register("bias", np.zeros(H * C if self.concat else C))
+        self._dropout_rng = np.random.default_rng(rng.integers(2**62))
+        self._cache = None
+
+    def _prepare(self, x, graph, edge_attr):
+        x = _features(x, self.in_dim, self.dtype)
+        g = as_csr(graph, x.shape[0])
+        attr = None
+        if (edge_attr is None) != (self.edge_dim is None):
+            raise InvalidConfig("edge_attr must be given exactly when the layer has edge_dim")
+        if edge_attr is not None:
+            attr = _features(edge_attr, self.edge_dim, self.dtype, "edge_attr")
+            if attr.shape[0] != g.num_edges:
+                raise DimensionMismatch(f"edge_attr has {attr.shape[0]} rows for "
+                                        f"{g.num_edges} edges")
+        kept = None
+        if self.add_self_loops:
+            g, kept = g.with_self_loops()
+            if attr is not None:
+                attr = self._loop_attr(attr, kept, g)
+        return x, g, attr, kept
+
+    @staticmethod
+    def _loop_attr(attr, kept, g):
+        """Kept edges' features, then per node the mean over its incoming kept edges."""
+        kept_attr = attr[kept]
+        n = g.num_nodes
+        sums = np.zeros((n, attr.shape[1]), attr.dtype)
+        np.add.at(sums, g.dst[:len(kept)], kept_attr)
+        deg = np.bincount(g.dst[:len(kept)], minlength=n).astype(attr.dtype)
+        loops = sums / np.maximum(deg, 1)[:, None]
+        return np.ascontiguousarray(np.concatenate([kept_attr, loops]))
+
+    def forward(self, x, graph, edge_attr=None, return_attention=False):
+        """Output (N, H out_dim) or (N, out_dim); with ``return_attention`` also
+        ``(edge_index_with_self_loops (2, E'), alpha (E', H))``."""
+        x, g, attr, kept = self._prepare(x, graph, edge_attr)
+        N, H, C = x.shape[0], self.heads, self.out_dim
+        h = matmul(x, self.weight).reshape(N, H, C)
+        s_src = np.einsum("nhc,hc->nh", h, self.att_src)
+        s_dst = np.einsum("nhc,hc->nh", h, self.att_dst)
+        he = None
+        s_edge = np.zeros((1, H), self.dtype)
+        if attr is not None:
+            he = matmul(attr, self.weight_edge).reshape(-1, H, C)
+            s_edge = np.ascontiguousarray(np.einsum("ehc,hc->eh", he, self.att_edge))
+        drop = self.dropout if self.training else 0.0
+        seed = int(self._dropout_rng.integers(2**62)) if drop > 0 else 0
+        alpha = np.empty((g.num_edges, H), self.dtype)
+        out = np.empty((N, H, C), self.dtype)
+        K.gat_forward(h, s_src, s_dst, s_edge, attr is not None, g.src, g.indptr_t, g.perm_t,
+                      self.negative_slope, drop, seed, alpha, out)
+        self._cache = (x, g, attr, kept, h, he, s_src, s_dst, s_edge, alpha, drop, seed,
+                       None if edge_attr is None else np.shape(edge_attr))
+        y = out.reshape(N, H * C) if self.concat else out.mean(axis=1)
+        if "bias" in self._params:
+            y = y + self.bias
+        if return_attention:
+            return y, (g.edge_index, alpha.copy())
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad_out):
+        """Gradient for x (and edge_attr when the layer has edge_dim); fills ``grads``."""
+        x, g, attr, kept, h, he, s_src, s_dst, s_edge, alpha, drop, seed, attr_shape = \
+            self._require_cache(self._cache)
+        N, H, C = x.shape[0], self.heads, self.out_dim
+        gy = _grad(grad_out, (N, H * C if self.concat else C), self.dtype)
+        if "bias" in self._params:
+            self.grads["bias"] += gy.sum(axis=0)
+        gh = gy.reshape(N, H, C) if self.concat else \
+            np.repeat(gy[:, None, :] / H, H, axis=1)
+        gh = np.ascontiguousarray(gh, dtype=self.dtype)
+        E = g.num_edges
+        ds = np.empty((E, H), self.dtype)
+        d_dst = np.empty((N, H), self.dtype)
+        K.gat_backward_targets(gh, h, alpha, s_src, s_dst, s_edge, attr is not None, g.src,
+                               g.indptr_t, g.perm_t, self.negative_slope, drop, seed, ds, d_dst)
+        dh = np.empty((N, H, C), self.dtype)
+        d_src = np.empty((N, H), self.dtype)
+        K.gat_backward_sources(gh, alpha, ds, g.dst, g.indptr_s, g.perm_s, drop, seed, dh, d_src)
+        self.grads["att_src"] += np.einsum("nh,nhc->hc", d_src, h)
+        self.grads["att_dst"] += np.einsum("nh,nhc->hc", d_dst, h)
+        dh += d_src[:, :, None] * self.att_src + d_dst[:, :, None] * self.att_dst
+        dh2 = dh.reshape(N, H * C)
+        self.grads["weight"] += matmul_tn(x, dh2)
+        dx = matmul(dh2, np.ascontiguousarray(self.weight.T))
+        if attr is None:
+            return dx
+        self.grads["att_edge"] += np.einsum("eh,ehc->hc", ds, he)
+        dhe = (ds[:, :, None] * self.att_edge).reshape(E, H * C)
+        self.grads["weight_edge"] += matmul_tn(attr, dhe)
+        d_attr = matmul(dhe, np.ascontiguousarray(self.weight_edge.T))
+        return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
+
+    @staticmethod
+    def _edge_attr_grad(d_attr, kept, g, attr_shape):
+        """Map gradients of the (kept + loop) edge features back to the input edges."""
+        out = np.zeros(attr_shape, d_attr.dtype)
+        if kept is None:
+            return d_attr.astype(d_attr.dtype, copy=False)
+        nk = len(kept)
+        out[kept] = d_attr[:nk]
+        deg = np.bincount(g.dst[:nk], minlength=g.num_nodes).astype(d_attr.dtype)
+        loop_grad = d_attr[nk:] / np.maximum(deg, 1)[:, None]   # each loop feature is a mean
+        out[kept] += loop_grad[g.dst[:nk]]
+        return out
+
+
+class GINLayer(Module):
+    """Graph isomorphism layer (Xu et al. 2019), ``GINConv`` semantics:
+
+        out_i = MLP((1 + eps) x_i + sum_{j -> i} x_j),  MLP(z) = ReLU(z W1 + b1) W2 + b2
+
+    Parameters ``w1 (in, hidden)``, ``b1``, ``w2 (hidden, out)``, ``b2`` and, with
+    ``train_eps``, ``eps ()``.
+    """
+
+    def __init__(self, in_dim, hidden_dim, out_dim, *, eps=0.0, train_eps=False, seed=None,
+                 dtype=np.float32):
+        super().__init__(dtype)
+        self.in_dim = positive_int(in_dim, "in_dim")
+        self.hidden_dim = positive_int(hidden_dim, "hidden_dim")
+        self.out_dim = positive_int(out_dim, "out_dim")
+        self.train_eps = bool(train_eps)
+        rng = make_rng(seed)
+        self._register("w1", glorot_uniform(rng, self.in_dim, self.hidden_dim))
+        self._register("b1", np.zeros(self.hidden_dim))
+        self._register("w2", glorot_uniform(rng, self.hidden_dim, self.out_dim))
+        self._register("b2", np.zeros(self.out_dim))
+        if self.train_eps:
+            self._register("eps", np.array(float(eps)))
+        else:
+            self._eps = float(eps)
+        self._cache = None
+
+    @property
+    def eps_value(self):
+        return float(self._params["eps"]) if self.train_eps else self._eps
+
+    def forward(self, x, graph):
+        x = _features(x, self.in_dim, self.dtype)
+        g = as_csr(graph, x.shape[0])
+        agg = np.empty_like(x)
+        K.segment_sum(x, g.src, g.indptr_t, g.perm_t, agg)
+        z = agg + self.dtype.type(1.0 + self.eps_value) * x
+        pre = matmul(z, self.w1) + self.b1
+        hid = np.maximum(pre, 0)
+        self._cache = (x, g, z, pre, hid)
+        return matmul(hid, self.w2) + self.b2
+
+    __call__ = forward
+
+    def backward(self, grad_out):
+        x, g, z, pre, hid = self._require_cache(self._cache)
+        gy = _grad(grad_out, (x.shape[0], self.out_dim), self.dtype)
+        self.grads["w2"] += matmul_tn(hid, gy)
+        self.grads["b2"] += gy.sum(axis=0)
+        dpre = matmul(gy, np.ascontiguousarray(self.w2.T)) * (pre > 0)
+        self.grads["w1"] += matmul_tn(z, dpre)
+        self.grads["b1"] += dpre.sum(axis=0)
+        dz = np.ascontiguousarray(matmul(dpre, np.ascontiguousarray(self.w1.T)))
+        if self.train_eps:
+            self.grads["eps"] += np.float64((dz * x).sum())
+        scattered = np.empty_like(dz)
+        K.segment_sum(dz, g.dst, g.indptr_s, g.perm_s, scattered)
+        return scattered + self.dtype.type(1.0 + self.eps_value) * dz
+
+
+class SAGELayer(Module):
+    """GraphSAGE layer (Hamilton et al. 2017), ``SAGEConv`` semantics:
+
+        out_i = W_root x_i + W_neigh aggr_{j -> i} x_j + b,  aggr in {mean, max, sum}
+
+    optionally L2-normalised (``normalize``, eps 1e-12).  A node without incoming edges gets
+    zero neighbour contribution.  Parameters ``w_neigh (in, out)``, ``w_root (in, out)``
+    (with ``root_weight``), ``bias (out,)`` (with ``bias``).
+    """
+
+    def __init__(self, in_dim, out_dim, *, aggr="mean", normalize=False, root_weight=True,
+                 bias=True, seed=None, dtype=np.float32):
+        super().__init__(dtype)
+        if aggr not in ("mean", "max", "sum"):
+            raise InvalidConfig(f"aggr must be 'mean', 'max' or 'sum', got {aggr!r}")
+        self.in_dim = positive_int(in_dim, "in_dim")
+        self.out_dim = positive_int(out_dim, "out_dim")
+        self.aggr, self.normalize, self.root_weight = aggr, bool(normalize), bool(root_weight)
+        rng = make_rng(seed)
+        self._register("w_neigh", glorot_uniform(rng, self.in_dim, self.out_dim))
+        if self.root_weight:
+            self._register("w_root", glorot_uniform(rng, self.in_dim, self.out_dim))
+        if bias:
+            self._register("bias", np.zeros(self.out_dim))
+        self._cache = None
+
+    def forward(self, x, graph):
+        x = _features(x, self.in_dim, self.dtype)
+        g = as_csr(graph, x.shape[0])
+        agg = np.empty_like(x)
+        arg = None
+        if self.aggr == "max":
+            arg = np.empty(x.shape, np.int64)
+            K.segment_max(x, g.src, g.indptr_t, g.perm_t, agg, arg)
+        else:
+            K.segment_sum(x, g.src, g.indptr_t, g.perm_t, agg)
+            if self.aggr == "mean":
+                agg /= np.maximum(g.in_degree, 1)[:, None].astype(self.dtype)
+        out = matmul(agg, self.w_neigh)
+        if self.root_weight:
+            out += matmul(x, self.w_root)
+        if "bias" in self._params:
+            out += self.bias
+        norm = None
+        if self.normalize:
+            norm = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12).astype(self.dtype)
+            out = out / norm
+        self._cache = (x, g, agg, arg, out, norm)
+        return out
+
+    __call__ = forward
+
+    def backward(self, grad_out):
+        x, g, agg, arg, out, norm = self._require_cache(self._cache)
+        gy = _grad(grad_out, out.shape, self.dtype)
+        if self.normalize:  # y = u / |u|: du = (g - y (g . y)) / |u|
+            gy = (gy - out * (gy * out).sum(axis=1, keepdims=True)) / norm
+        if "bias" in self._params:
+            self.grads["bias"] += gy.sum(axis=0)
+        self.grads["w_neigh"] += matmul_tn(agg, gy)
+        dagg = np.ascontiguousarray(matmul(gy, np.ascontiguousarray(self.w_neigh.T)))
+        dx = np.empty_like(dagg)
+        if self.aggr == "max":
+            K.scatter_max_grad(dagg, arg, g.dst, g.indptr_s, g.perm_s, dx)
+        else:
+            if self.aggr == "mean":
+                dagg /= np.maximum(g.in_degree, 1)[:, None].astype(self.dtype)
+            K.segment_sum(dagg, g.dst, g.indptr_s, g.perm_s, dx)
+        if self.root_weight:
+            self.grads["w_root"] += matmul_tn(x, gy)
+            dx += matmul(gy, np.ascontiguousarray(self.w_root.T))
+        return dx

@@ -1,0 +1,78 @@
+"""Edge lists in CSR form by target and by source (kept edge ids; multi-edges preserved)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class CSRGraph:
+    """``src``/``dst`` (E,) int64; ``indptr_t``/``perm_t``: edge ids into each target in
+    original order; ``indptr_s``/``perm_s``: edge ids out of each source."""
+    num_nodes: int
+    src: np.ndarray
+    dst: np.ndarray
+    indptr_t: np.ndarray
+    perm_t: np.ndarray
+    indptr_s: np.ndarray
+    perm_s: np.ndarray
+
+    @property
+    def num_edges(self):
+        return int(self.src.shape[0])
+
+    @property
+    def in_degree(self):
+        return np.diff(self.indptr_t)
+
+    @property
+    def edge_index(self):
+        return np.stack([self.src, self.dst])
+
+    @classmethod
+    def from_edges(cls, src, dst, num_nodes):
+        """Build both CSR orders with stable sorts (duplicate edges stay separate edges)."""
+        src = np.ascontiguousarray(src, dtype=np.int64)
+        dst = np.ascontiguousarray(dst, dtype=np.int64)
+        perm_t = np.argsort(dst, kind="stable")
+        perm_s = np.argsort(src, kind="stable")
+        indptr_t = np.zeros(num_nodes + 1, np.int64)
+        indptr_s = np.zeros(num_nodes + 1, np.int64)
+        np.cumsum(np.bincount(dst, minlength=num_nodes), out=indptr_t[1:])
+        np.cumsum(np.bincount(src, minlength=num_nodes), out=indptr_s[1:])
+        return cls(int(num_nodes), src, dst, indptr_t, perm_t, indptr_s, perm_s)
+
+    def with_self_loops(self):
+        """(graph, kept) with every existing self-loop removed and one loop per node appended
+        (edge ids E'..E'+N-1 are the loops of nodes 0..N-1); ``kept`` are the original ids of
+        the remaining edges (the first E' edges)."""
+        kept = np.flatnonzero(self.src != self.dst)
+        loops = np.arange(self.num_nodes, dtype=np.int64)
+        g = CSRGraph.from_edges(np.concatenate([self.src[kept], loops]),
+                                np.concatenate([self.dst[kept], loops]), self.num_nodes)
+        return g, kept
+
+
+def as_csr(graph, num_nodes):
+    """A CSRGraph from an ``edge_index`` array (2, E) (row 0 source, row 1 target) or a
+    CSRGraph; indices must be integers in [0, num_nodes)."""
+    if isinstance(graph, CSRGraph):
+        if graph.num_nodes != num_nodes:
+            raise InvalidInput(f"graph has {graph.num_nodes} nodes, features have {num_nodes}")
+        return graph
+    if hasattr(graph, "csr_graph"):
+        return as_csr(graph.csr_graph(), num_nodes)
+    ei = np.asarray(graph)
+    if ei.ndim != 2 or ei.shape[0] != 2:
+        raise InvalidInput(f"edge_index must have shape (2, E), got {ei.shape}")
+    if ei.size and ei.dtype.kind not in "iu":
+        if ei.dtype.kind == "f" and np.all(np.isfinite(ei)) and np.all(ei == np.round(ei)):
+            ei = ei.astype(np.int64)
+        else:
+            raise InvalidInput(f"edge_index must hold integers, got dtype {ei.dtype}")
+    ei = ei.astype(np.int64, copy=False)
+    if ei.size and (ei.min() < 0 or ei.max() >= num_nodes):
+        raise InvalidInput(f"edge_index holds indices outside [0, {num_nodes}): "
+                           f"min {ei.min()}, max {ei.max()}")
+    return CSRGraph.from_edges(ei[0], ei[1], num_nodes)

@@ -1,0 +1,197 @@
+"""Graph layers against dense-adjacency NumPy references, FD gradients, laws."""
+import numpy as np
+import pytest
+
+from ruvector import DimensionMismatch, GATLayer, GINLayer, InvalidConfig, InvalidInput, SAGELayer
+from tests.conftest import finite_difference, rel_error
+
+
+def random_graph(rng, n, e, self_loops=True, multi=True):
+    src = rng.integers(0, n, e)
+    dst = rng.integers(0, n, e)
+    if multi:
+        src[:3], dst[:3] = 1, 2  # a triple edge 1 -> 2
+    if self_loops:
+        src[3], dst[3] = 4, 4
+    return np.stack([src, dst])
+
+
+def gat_reference(layer, x, ei, edge_attr=None):
+    """Edge-list float64 GAT (PyG GATConv semantics), with self-loop handling."""
+    p = {k: v.astype(np.float64) for k, v in layer.parameters().items()}
+    x = x.astype(np.float64)
+    N, H, C = x.shape[0], layer.heads, layer.out_dim
+    src, dst = ei
+    attr = None if edge_attr is None else edge_attr.astype(np.float64)
+    if layer.add_self_loops:
+        keep = src != dst
+        src, dst = src[keep], dst[keep]
+        if attr is not None:
+            attr = attr[keep]
+            loop = np.zeros((N, attr.shape[1]))
+            for i in range(N):
+                if np.any(dst == i):
+                    loop[i] = attr[dst == i].mean(0)
+            attr = np.concatenate([attr, loop])
+        src = np.concatenate([src, np.arange(N)])
+        dst = np.concatenate([dst, np.arange(N)])
+    h = (x @ p["weight"]).reshape(N, H, C)
+    s = (h[src] * p["att_src"]).sum(-1) + (h[dst] * p["att_dst"]).sum(-1)
+    if attr is not None:
+        he = (attr @ p["weight_edge"]).reshape(-1, H, C)
+        s = s + (he * p["att_edge"]).sum(-1)
+    z = np.where(s > 0, s, layer.negative_slope * s)
+    alpha = np.zeros_like(z)
+    out = np.zeros((N, H, C))
+    for i in range(N):
+        m = dst == i
+        if m.any():
+            w = np.exp(z[m] - z[m].max(0))
+            alpha[m] = w / w.sum(0)
+            out[i] = (alpha[m][:, :, None] * h[src[m]]).sum(0)
+    y = out.reshape(N, H * C) if layer.concat else out.mean(1)
+    return y + p.get("bias", 0), alpha
+
+
+@pytest.mark.parametrize("concat", [True, False])
+@pytest.mark.parametrize("loops", [True, False])
+@pytest.mark.parametrize("edge_dim", [None, 3])
+def test_gat_matches_reference(rng, concat, loops, edge_dim):
+    N = 9
+    ei = random_graph(rng, N, 25)
+    ei[:, 5:7] = [[0, 1], [8, 8]]  # node 7 may stay isolated; give node 8 some edges
+    ei[1][ei[1] == 7] = 6          # node 7: no incoming edge
+    attr = rng.standard_normal((25, 3)) if edge_dim else None
+    layer = GATLayer(5, 4, heads=3, concat=concat, add_self_loops=loops, edge_dim=edge_dim,
+                     seed=1)
+    layer.bias[:] = rng.standard_normal(layer.bias.shape)
+    x = rng.standard_normal((N, 5))
+    y, (ei2, alpha) = layer.forward(x, ei, attr, return_attention=True)
+    ref_y, ref_alpha = gat_reference(layer, x, ei, attr)
+    np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(alpha, ref_alpha, rtol=1e-4, atol=1e-6)
+    # attention sums to one over the incoming edges of every target that has one
+    sums = np.zeros((N, 3))
+    np.add.at(sums, ei2[1], alpha)
+    has_in = np.bincount(ei2[1], minlength=N) > 0
+    np.testing.assert_allclose(sums[has_in], 1.0, rtol=1e-5)
+    if not loops:  # an isolated node gets the bias only
+        np.testing.assert_allclose(y[7], layer.bias, rtol=1e-6)
+
+
+def _fd_check(layer, inputs, forward, wrt_params=True, tol=1e-4):
+    rng = np.random.default_rng(0)
+    out = forward()
+    w = rng.standard_normal(out.shape)
+
+    def loss():
+        return float((forward() * w).sum())
+
+    loss()
+    layer.zero_grad()
+    grads = layer.backward(w)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for x, g in zip(inputs, grads):
+        assert rel_error(g, finite_difference(loss, x)) < tol
+    if wrt_params:
+        for name, p in layer.parameters().items():
+            assert rel_error(layer.grads[name], finite_difference(loss, p)) < tol, name
+
+
+@pytest.mark.parametrize("concat", [True, False])
+@pytest.mark.parametrize("edge_dim", [None, 2])
+def test_gat_backward(rng, concat, edge_dim):
+    N = 7
+    ei = random_graph(rng, N, 16)
+    layer = GATLayer(4, 3, heads=2, concat=concat, edge_dim=edge_dim, seed=2, dtype=np.float64)
+    layer.bias[:] = rng.standard_normal(layer.bias.shape)
+    x = rng.standard_normal((N, 4))
+    attr = rng.standard_normal((16, 2)) if edge_dim else None
+    inputs = (x,) if attr is None else (x, attr)
+    _fd_check(layer, inputs, lambda: layer.forward(x, ei, attr))
+
+
+def test_gat_backward_with_dropout(rng):
+    N = 6
+    ei = random_graph(rng, N, 14)
+    layer = GATLayer(3, 2, heads=2, dropout=0.3, seed=3, dtype=np.float64).train()
+    x = rng.standard_normal((N, 3))
+
+    def fwd():
+        layer._dropout_rng = np.random.default_rng(5)
+        return layer.forward(x, ei)
+
+    _fd_check(layer, (x,), fwd)
+
+
+@pytest.mark.parametrize("train_eps", [False, True])
+def test_gin_matches_reference_and_backward(rng, train_eps):
+    N = 8
+    ei = random_graph(rng, N, 20)
+    layer = GINLayer(4, 6, 3, eps=0.3, train_eps=train_eps, seed=1, dtype=np.float64)
+    layer.b1[:] = rng.standard_normal(6)
+    x = rng.standard_normal((N, 4))
+    A = np.zeros((N, N))
+    np.add.at(A, (ei[1], ei[0]), 1.0)  # A[i, j] = number of edges j -> i
+    z = 1.3 * x + A @ x
+    ref = np.maximum(z @ layer.w1 + layer.b1, 0) @ layer.w2 + layer.b2
+    np.testing.assert_allclose(layer.forward(x, ei), ref, rtol=1e-10)
+    _fd_check(layer, (x,), lambda: layer.forward(x, ei), tol=1e-5)
+
+
+@pytest.mark.parametrize("aggr", ["mean", "max", "sum"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_sage_matches_reference_and_backward(rng, aggr, normalize):
+    N = 8
+    ei = random_graph(rng, N, 20)
+    ei[1][ei[1] == 5] = 6  # node 5: no neighbours -> zero neighbour contribution
+    layer = SAGELayer(4, 3, aggr=aggr, normalize=normalize, seed=1, dtype=np.float64)
+    layer.bias[:] = rng.standard_normal(3)
+    x = rng.standard_normal((N, 4))
+    agg = np.zeros((N, 4))
+    for i in range(N):
+        nb = x[ei[0][ei[1] == i]]
+        if len(nb):
+            agg[i] = {"mean": nb.mean(0), "max": nb.max(0), "sum": nb.sum(0)}[aggr]
+    ref = agg @ layer.w_neigh + x @ layer.w_root + layer.bias
+    if normalize:
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(layer.forward(x, ei), ref, rtol=1e-10)
+    _fd_check(layer, (x,), lambda: layer.forward(x, ei), tol=1e-5)
+
+
+def test_permutation_equivariance(rng):
+    N = 10
+    ei = random_graph(rng, N, 30)
+    x = rng.standard_normal((N, 4)).astype(np.float32)
+    perm = rng.permutation(N)
+    inv = np.argsort(perm)
+    ei_p = inv[ei]  # node perm[k] becomes node k
+    for layer in (GATLayer(4, 3, heads=2, seed=0), GINLayer(4, 5, 3, seed=0),
+                  SAGELayer(4, 3, aggr="max", seed=0)):
+        y = layer.forward(x, ei)
+        y_p = layer.forward(x[perm], ei_p)
+        np.testing.assert_allclose(y_p, y[perm], rtol=1e-5, atol=1e-5)
+
+
+def test_bad_graph_input(rng):
+    layer = GATLayer(4, 2)
+    x = rng.standard_normal((5, 4))
+    with pytest.raises(InvalidInput, match="outside"):
+        layer.forward(x, np.array([[0, 5], [1, 2]]))
+    with pytest.raises(InvalidInput, match="outside"):
+        layer.forward(x, np.array([[0, -1], [1, 2]]))
+    with pytest.raises(InvalidInput, match="shape"):
+        layer.forward(x, np.array([0, 1, 2]))
+    with pytest.raises(InvalidInput, match="integers"):
+        layer.forward(x, np.array([[0.5, 1], [1, 2]]))
+    with pytest.raises(DimensionMismatch):
+        layer.forward(rng.standard_normal((5, 3)), np.array([[0], [1]]))
+    with pytest.raises(InvalidInput):
+        layer.forward(np.full((5, 4), np.nan), np.array([[0], [1]]))
+    with pytest.raises(InvalidConfig, match="edge_attr"):
+        layer.forward(x, np.array([[0], [1]]), edge_attr=np.ones((1, 2)))
+    with pytest.raises(DimensionMismatch):
+        GATLayer(4, 2, edge_dim=2).forward(x, np.array([[0], [1]]), edge_attr=np.ones((2, 2)))
+    with pytest.raises(InvalidConfig):
+        SAGELayer(4, 2, aggr="median")
