@@ -43,6 +43,21 @@ def _bench_index(args):
           f"{100 * r['rerank_overhead']:.0f}% to the search")
 
 
+def _bench_graph(args):
+    from .benchmarks.graph import run
+    result = run()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"graph layers, degree {result['degree']}, {result['features']} features, "
+          f"{result['threads']} threads (PyG: {result['pyg']})")
+    for name, row in result["results"].items():
+        pyg = row.get("pyg", {})
+        best = min((v["forward_ms"] for v in pyg.values()), default=float("nan"))
+        print(f"  {name:22} fwd {row['forward']['ms']:8.3f} ms  bwd {row['backward']['ms']:8.3f} ms"
+              f"  PyG best fwd {best:8.3f} ms")
+
+
 def _progress(total, quiet, desc):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="vec", disable=quiet or not sys.stderr.isatty())
@@ -131,6 +146,9 @@ def build_parser():
     idx.add_argument("--n", type=int, default=100_000, help="vectors (default 100,000)")
     idx.add_argument("--queries", type=int, default=1_000)
     idx.set_defaults(func=_bench_index)
+    gr = bench_sub.add_parser("graph", help="GAT / GIN / SAGE vs PyTorch Geometric")
+    gr.add_argument("--json", action="store_true", help="print the raw JSON result")
+    gr.set_defaults(func=_bench_graph)
 
     index = sub.add_parser("index", help="build, query and inspect vector stores")
     isub = index.add_subparsers(dest="action", required=True)

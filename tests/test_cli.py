@@ -39,3 +39,14 @@ def test_bench_index_small(capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     assert set(result["results"]["search"]) == {"ef16", "ef64"}
     assert result["results"]["rerank"]["same_ids_as_numpy"] >= 0.98
+
+
+def test_bench_graph_small(capsys, monkeypatch):
+    from ruvector.benchmarks import graph as bench_graph
+    monkeypatch.setattr(bench_graph, "SIZES", (200,))
+    monkeypatch.setattr(bench_graph, "measure_in_subprocess", lambda job, module: None)
+    monkeypatch.setattr(bench_graph.run, "__defaults__", ((200,), 0.05, 0))
+    assert cli.main(["bench", "graph", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["results"]) == {f"200/{n}" for n in bench_graph.LAYERS}
+    assert all(r["forward"]["ms"] > 0 for r in result["results"].values())

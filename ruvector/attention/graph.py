@@ -82,7 +82,7 @@ class GATLayer(Module):
                                         f"{g.num_edges} edges")
         kept = None
         if self.add_self_loops:
-            g, kept = g.with_self_loops()
+            g, kept = g.self_looped
             if attr is not None:
                 attr = self._loop_attr(attr, kept, g)
         return x, g, attr, kept
@@ -123,7 +123,7 @@ class GATLayer(Module):
         if "bias" in self._params:
             y = y + self.bias
         if return_attention:
-            return y, (g.edge_index, alpha.copy())
+            return y, (g.edge_index, alpha[g.pos_t])  # rows back in edge order
         return y
 
     __call__ = forward
@@ -146,7 +146,8 @@ class GATLayer(Module):
                                g.indptr_t, g.perm_t, self.negative_slope, drop, seed, ds, d_dst)
         dh = np.empty((N, H, C), self.dtype)
         d_src = np.empty((N, H), self.dtype)
-        K.gat_backward_sources(gh, alpha, ds, g.dst, g.indptr_s, g.perm_s, drop, seed, dh, d_src)
+        K.gat_backward_sources(gh, alpha, ds, g.dst, g.pos_t, g.indptr_s, g.perm_s, drop, seed,
+                               dh, d_src)
         self.grads["att_src"] += np.einsum("nh,nhc->hc", d_src, h)
         self.grads["att_dst"] += np.einsum("nh,nhc->hc", d_dst, h)
         dh += d_src[:, :, None] * self.att_src + d_dst[:, :, None] * self.att_dst
@@ -155,6 +156,7 @@ class GATLayer(Module):
         dx = matmul(dh2, np.ascontiguousarray(self.weight.T))
         if attr is None:
             return dx
+        ds = ds[g.pos_t]  # edge order, like he
         self.grads["att_edge"] += np.einsum("eh,ehc->hc", ds, he)
         dhe = (ds[:, :, None] * self.att_edge).reshape(E, H * C)
         self.grads["weight_edge"] += matmul_tn(attr, dhe)

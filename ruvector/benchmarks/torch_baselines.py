@@ -43,9 +43,10 @@ def mha_times(torch, d_model, heads, L, budget, seed):
     return fwd, bwd
 
 
-def measure_in_subprocess(job):
-    """Run ``job`` in a fresh interpreter; None when PyTorch is not installed or it fails."""
-    proc = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(job),
+def measure_in_subprocess(job, module=__name__):
+    """Run ``python -m module`` in a fresh interpreter with ``job`` (JSON) on stdin; its JSON
+    answer, or None when PyTorch is not installed there or it fails."""
+    proc = subprocess.run([sys.executable, "-m", module], input=json.dumps(job),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return None

@@ -1,5 +1,6 @@
 """Edge lists in CSR form by target and by source (kept edge ids; multi-edges preserved)."""
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,18 +31,27 @@ class CSRGraph:
     def edge_index(self):
         return np.stack([self.src, self.dst])
 
+    @cached_property
+    def pos_t(self):
+        """pos_t[e] = row of edge e in target-CSR order (inverse of perm_t)."""
+        pos = np.empty_like(self.perm_t)
+        pos[self.perm_t] = np.arange(len(pos))
+        return pos
+
     @classmethod
     def from_edges(cls, src, dst, num_nodes):
         """Build both CSR orders with stable sorts (duplicate edges stay separate edges)."""
+        from ..attention.kernels.graph import csr_order
         src = np.ascontiguousarray(src, dtype=np.int64)
         dst = np.ascontiguousarray(dst, dtype=np.int64)
-        perm_t = np.argsort(dst, kind="stable")
-        perm_s = np.argsort(src, kind="stable")
-        indptr_t = np.zeros(num_nodes + 1, np.int64)
-        indptr_s = np.zeros(num_nodes + 1, np.int64)
-        np.cumsum(np.bincount(dst, minlength=num_nodes), out=indptr_t[1:])
-        np.cumsum(np.bincount(src, minlength=num_nodes), out=indptr_s[1:])
+        indptr_t, perm_t = csr_order(dst, int(num_nodes))
+        indptr_s, perm_s = csr_order(src, int(num_nodes))
         return cls(int(num_nodes), src, dst, indptr_t, perm_t, indptr_s, perm_s)
+
+    @cached_property
+    def self_looped(self):
+        """:meth:`with_self_loops`, computed once per graph."""
+        return self.with_self_loops()
 
     def with_self_loops(self):
         """(graph, kept) with every existing self-loop removed and one loop per node appended

@@ -3,6 +3,7 @@ import numpy as np
 
 from .._validate import as_array, positive_int
 from ..errors import DimensionMismatch, InvalidConfig
+from ._matmul import matmul, matmul_tn
 from .module import Module, glorot_uniform, make_rng
 
 
@@ -41,7 +42,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise DimensionMismatch(
                 f"x {x.shape} must end in in_features={self.in_features}")
-        y = x @ self.weight
+        y = matmul(x, self.weight)
         if "bias" in self._params:
             y += self.bias
         self._cache = x
@@ -52,10 +53,10 @@ class Linear(Module):
     def backward(self, grad_output):
         x = self._require_cache(self._cache)
         g = _check_grad(grad_output, x.shape[:-1] + (self.out_features,), self.dtype)
-        self.grads["weight"] += x.reshape(-1, self.in_features).T @ g.reshape(-1, self.out_features)
+        self.grads["weight"] += matmul_tn(x, g)
         if "bias" in self._params:
             self.grads["bias"] += _sum_leading(g)
-        return g @ self.weight.T
+        return matmul(g, np.ascontiguousarray(self.weight.T))
 
 
 class LayerNorm(Module):

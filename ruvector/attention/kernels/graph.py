@@ -16,10 +16,34 @@ from ._math import FASTMATH
 from .dense import keep_bit
 
 
+@njit(cache=True)
+def csr_order(keys, n):
+    """(indptr (n+1,), perm (E,)): a stable counting sort of edge ids by ``keys`` in [0, n)."""
+    indptr = np.zeros(n + 1, np.int64)
+    for e in range(keys.shape[0]):
+        indptr[keys[e] + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    perm = np.empty(keys.shape[0], np.int64)
+    for e in range(keys.shape[0]):
+        perm[fill[keys[e]]] = e
+        fill[keys[e]] += 1
+    return indptr, perm
+
+
+@njit(cache=True, inline="always")
+def _dropped_weight(a, drop_p, inv_keep, seed, hh, e, H, E):
+    if drop_p > 0:
+        return a * inv_keep if keep_bit(seed, 0, hh, e, 0, H, E, 1, drop_p) else 0.0
+    return a
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def gat_forward(h, s_src, s_dst, s_edge, has_edge, src, indptr_t, perm_t, slope, drop_p, seed,
                 alpha, out):
-    """alpha (E, H) softmax weights (before dropout); out (N, H, C) aggregated messages."""
+    """alpha (E, H) in target-CSR order (row p is edge perm_t[p]), before dropout;
+    out (N, H, C) aggregated messages."""
     N, H, C = out.shape
     E = src.shape[0]
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
@@ -30,29 +54,30 @@ def gat_forward(h, s_src, s_dst, s_edge, has_edge, src, indptr_t, perm_t, slope,
         start, stop = indptr_t[i], indptr_t[i + 1]
         if start == stop:
             continue
-        for hh in range(H):
-            top = -np.inf
-            for p in range(start, stop):
-                e = perm_t[p]
-                s = s_src[src[e], hh] + s_dst[i, hh]
+        top = np.full(H, -np.inf)
+        for p in range(start, stop):
+            e = perm_t[p]
+            j = src[e]
+            for hh in range(H):
+                s = s_src[j, hh] + s_dst[i, hh]
                 if has_edge:
                     s += s_edge[e, hh]
                 z = s if s > 0 else slope * s
-                alpha[e, hh] = z
-                top = max(top, z)
-            total = 0.0
-            for p in range(start, stop):
-                e = perm_t[p]
-                w = np.exp(alpha[e, hh] - top)
-                alpha[e, hh] = w
-                total += w
-            for p in range(start, stop):
-                e = perm_t[p]
-                a = alpha[e, hh] / total
-                alpha[e, hh] = a
-                if drop_p > 0:
-                    a = a * inv_keep if keep_bit(seed, 0, hh, e, 0, H, E, 1, drop_p) else 0.0
-                j = src[e]
+                alpha[p, hh] = z
+                top[hh] = max(top[hh], z)
+        total = np.zeros(H)
+        for p in range(start, stop):
+            for hh in range(H):
+                w = np.exp(alpha[p, hh] - top[hh])
+                alpha[p, hh] = w
+                total[hh] += w
+        for p in range(start, stop):
+            e = perm_t[p]
+            j = src[e]
+            for hh in range(H):
+                a = alpha[p, hh] / total[hh]
+                alpha[p, hh] = a
+                a = _dropped_weight(a, drop_p, inv_keep, seed, hh, e, H, E)
                 for c in range(C):
                     out[i, hh, c] += a * h[j, hh, c]
 
@@ -60,7 +85,7 @@ def gat_forward(h, s_src, s_dst, s_edge, has_edge, src, indptr_t, perm_t, slope,
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def gat_backward_targets(g, h, alpha, s_src, s_dst, s_edge, has_edge, src, indptr_t, perm_t,
                          slope, drop_p, seed, ds, d_dst):
-    """Per edge: ds = d loss / d s_e (E, H); per target: d_dst = sum of ds into it (N, H).
+    """ds (E, H) = d loss / d s_e in target-CSR order; d_dst (N, H) = sum of ds into i.
 
     d alpha_e = (Z_e / (1 - p)) g_i . W x_j;  dz_e = alpha_e (d alpha_e - sum_e' alpha_e' d alpha_e');
     ds_e = dz_e * (1 if s_e > 0 else slope).
@@ -70,37 +95,35 @@ def gat_backward_targets(g, h, alpha, s_src, s_dst, s_edge, has_edge, src, indpt
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
     for i in prange(N):
         start, stop = indptr_t[i], indptr_t[i + 1]
-        for hh in range(H):
-            d_dst[i, hh] = 0
-            if start == stop:
-                continue
-            weighted = 0.0
-            for p in range(start, stop):
-                e = perm_t[p]
-                j = src[e]
+        weighted = np.zeros(H)
+        for p in range(start, stop):
+            e = perm_t[p]
+            j = src[e]
+            for hh in range(H):
                 da = 0.0
                 for c in range(C):
                     da += g[i, hh, c] * h[j, hh, c]
-                if drop_p > 0:
-                    da = da * inv_keep if keep_bit(seed, 0, hh, e, 0, H, E, 1, drop_p) else 0.0
-                ds[e, hh] = da
-                weighted += alpha[e, hh] * da
-            acc = 0.0
-            for p in range(start, stop):
-                e = perm_t[p]
-                dz = alpha[e, hh] * (ds[e, hh] - weighted)
+                da = _dropped_weight(da, drop_p, inv_keep, seed, hh, e, H, E)
+                ds[p, hh] = da
+                weighted[hh] += alpha[p, hh] * da
+        for hh in range(H):
+            d_dst[i, hh] = 0
+        for p in range(start, stop):
+            e = perm_t[p]
+            for hh in range(H):
+                dz = alpha[p, hh] * (ds[p, hh] - weighted[hh])
                 s = s_src[src[e], hh] + s_dst[i, hh]
                 if has_edge:
                     s += s_edge[e, hh]
                 d = dz if s > 0 else slope * dz
-                ds[e, hh] = d
-                acc += d
-            d_dst[i, hh] = acc
+                ds[p, hh] = d
+                d_dst[i, hh] += d
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def gat_backward_sources(g, alpha, ds, dst, indptr_s, perm_s, drop_p, seed, dh, d_src):
-    """Per source j: dh_j = sum_e alpha~_e g_i (N, H, C) and d_src_j = sum_e ds_e (N, H)."""
+def gat_backward_sources(g, alpha, ds, dst, pos_t, indptr_s, perm_s, drop_p, seed, dh, d_src):
+    """Per source j: dh_j = sum_e alpha~_e g_i (N, H, C), d_src_j = sum_e ds_e (N, H);
+    ``pos_t[e]`` is edge e's row in the target-CSR-ordered alpha and ds."""
     N, H, C = dh.shape
     E = dst.shape[0]
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
@@ -112,11 +135,10 @@ def gat_backward_sources(g, alpha, ds, dst, indptr_s, perm_s, drop_p, seed, dh, 
         for p in range(indptr_s[j], indptr_s[j + 1]):
             e = perm_s[p]
             i = dst[e]
+            q = pos_t[e]
             for hh in range(H):
-                a = alpha[e, hh]
-                if drop_p > 0:
-                    a = a * inv_keep if keep_bit(seed, 0, hh, e, 0, H, E, 1, drop_p) else 0.0
-                d_src[j, hh] += ds[e, hh]
+                a = _dropped_weight(alpha[q, hh], drop_p, inv_keep, seed, hh, e, H, E)
+                d_src[j, hh] += ds[q, hh]
                 for c in range(C):
                     dh[j, hh, c] += a * g[i, hh, c]
 
