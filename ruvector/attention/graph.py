@@ -135,7 +135,7 @@ class GATLayer(Module):
         N, H, C = x.shape[0], self.heads, self.out_dim
         gy = _grad(grad_out, (N, H * C if self.concat else C), self.dtype)
         if "bias" in self._params:
-            self.grads["bias"] += gy.sum(axis=0)
+            self._grads["bias"] += gy.sum(axis=0)
         gh = gy.reshape(N, H, C) if self.concat else \
             np.repeat(gy[:, None, :] / H, H, axis=1)
         gh = np.ascontiguousarray(gh, dtype=self.dtype)
@@ -148,18 +148,18 @@ class GATLayer(Module):
         d_src = np.empty((N, H), self.dtype)
         K.gat_backward_sources(gh, alpha, ds, g.dst, g.pos_t, g.indptr_s, g.perm_s, drop, seed,
                                dh, d_src)
-        self.grads["att_src"] += np.einsum("nh,nhc->hc", d_src, h)
-        self.grads["att_dst"] += np.einsum("nh,nhc->hc", d_dst, h)
+        self._grads["att_src"] += np.einsum("nh,nhc->hc", d_src, h)
+        self._grads["att_dst"] += np.einsum("nh,nhc->hc", d_dst, h)
         dh += d_src[:, :, None] * self.att_src + d_dst[:, :, None] * self.att_dst
         dh2 = dh.reshape(N, H * C)
-        self.grads["weight"] += matmul_tn(x, dh2)
+        self._grads["weight"] += matmul_tn(x, dh2)
         dx = matmul(dh2, np.ascontiguousarray(self.weight.T))
         if attr is None:
             return dx
         ds = ds[g.pos_t]  # edge order, like he
-        self.grads["att_edge"] += np.einsum("eh,ehc->hc", ds, he)
+        self._grads["att_edge"] += np.einsum("eh,ehc->hc", ds, he)
         dhe = (ds[:, :, None] * self.att_edge).reshape(E, H * C)
-        self.grads["weight_edge"] += matmul_tn(attr, dhe)
+        self._grads["weight_edge"] += matmul_tn(attr, dhe)
         d_attr = matmul(dhe, np.ascontiguousarray(self.weight_edge.T))
         return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
 
@@ -224,14 +224,14 @@ class GINLayer(Module):
     def backward(self, grad_out):
         x, g, z, pre, hid = self._require_cache(self._cache)
         gy = _grad(grad_out, (x.shape[0], self.out_dim), self.dtype)
-        self.grads["w2"] += matmul_tn(hid, gy)
-        self.grads["b2"] += gy.sum(axis=0)
+        self._grads["w2"] += matmul_tn(hid, gy)
+        self._grads["b2"] += gy.sum(axis=0)
         dpre = matmul(gy, np.ascontiguousarray(self.w2.T)) * (pre > 0)
-        self.grads["w1"] += matmul_tn(z, dpre)
-        self.grads["b1"] += dpre.sum(axis=0)
+        self._grads["w1"] += matmul_tn(z, dpre)
+        self._grads["b1"] += dpre.sum(axis=0)
         dz = np.ascontiguousarray(matmul(dpre, np.ascontiguousarray(self.w1.T)))
         if self.train_eps:
-            self.grads["eps"] += np.float64((dz * x).sum())
+            self._grads["eps"] += np.float64((dz * x).sum())
         scattered = np.empty_like(dz)
         K.segment_sum(dz, g.dst, g.indptr_s, g.perm_s, scattered)
         return scattered + self.dtype.type(1.0 + self.eps_value) * dz
@@ -295,8 +295,8 @@ class SAGELayer(Module):
         if self.normalize:  # y = u / |u|: du = (g - y (g . y)) / |u|
             gy = (gy - out * (gy * out).sum(axis=1, keepdims=True)) / norm
         if "bias" in self._params:
-            self.grads["bias"] += gy.sum(axis=0)
-        self.grads["w_neigh"] += matmul_tn(agg, gy)
+            self._grads["bias"] += gy.sum(axis=0)
+        self._grads["w_neigh"] += matmul_tn(agg, gy)
         dagg = np.ascontiguousarray(matmul(gy, np.ascontiguousarray(self.w_neigh.T)))
         dx = np.empty_like(dagg)
         if self.aggr == "max":
@@ -306,6 +306,6 @@ class SAGELayer(Module):
                 dagg /= np.maximum(g.in_degree, 1)[:, None].astype(self.dtype)
             K.segment_sum(dagg, g.dst, g.indptr_s, g.perm_s, dx)
         if self.root_weight:
-            self.grads["w_root"] += matmul_tn(x, gy)
+            self._grads["w_root"] += matmul_tn(x, gy)
             dx += matmul(gy, np.ascontiguousarray(self.w_root.T))
         return dx

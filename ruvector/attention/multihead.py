@@ -188,6 +188,6 @@ class MultiHeadAttention(Module):
         return gq.reshape(q_shape), gk.reshape(gk.shape), gv.reshape(gv.shape)
 
     def _accumulate(self, w_name, b_name, x, g):
-        self.grads[w_name] += matmul_tn(x, g).astype(self.dtype, copy=False)
+        self._grads[w_name] += matmul_tn(x, g).astype(self.dtype, copy=False)
         if self.bias:
-            self.grads[b_name] += _rows(g).sum(axis=0).astype(self.dtype, copy=False)
+            self._grads[b_name] += _rows(g).sum(axis=0).astype(self.dtype, copy=False)

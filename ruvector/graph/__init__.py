@@ -1,4 +1,16 @@
-"""Graph structures and GNN layers."""
+"""Graph structures, GNN blocks and pooling (GNN names load lazily: the attention layers
+import ``ruvector.graph.csr``, and ``gnn`` imports the attention layers)."""
+from importlib import import_module
+
 from .csr import CSRGraph
 
-__all__ = ["CSRGraph"]
+_LAZY = {"AttentionGNNLayer", "GNN", "AttentionalPooling", "subgraph_embedding"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module("ruvector.graph.gnn"), name)
+    raise AttributeError(f"module 'ruvector.graph' has no attribute {name!r}")
+
+
+__all__ = ["CSRGraph", *sorted(_LAZY)]

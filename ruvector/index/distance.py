@@ -89,6 +89,6 @@ class AttentionDistance(Module):
             raise DimensionMismatch(f"grad {g.shape} must be {(a2.shape[0], b2.shape[0])}")
         c = self.dtype.type(self._c)
         d_pa, d_pb = (g @ pb) * c, (g.T @ pa) * c
-        self.grads["w_q"] += a2.T @ d_pa
-        self.grads["w_k"] += b2.T @ d_pb
+        self._grads["w_q"] += a2.T @ d_pa
+        self._grads["w_k"] += b2.T @ d_pb
         return d_pa @ self.w_q.T, d_pb @ self.w_k.T

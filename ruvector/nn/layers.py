@@ -53,9 +53,9 @@ class Linear(Module):
     def backward(self, grad_output):
         x = self._require_cache(self._cache)
         g = _check_grad(grad_output, x.shape[:-1] + (self.out_features,), self.dtype)
-        self.grads["weight"] += matmul_tn(x, g)
+        self._grads["weight"] += matmul_tn(x, g)
         if "bias" in self._params:
-            self.grads["bias"] += _sum_leading(g)
+            self._grads["bias"] += _sum_leading(g)
         return matmul(g, np.ascontiguousarray(self.weight.T))
 
 
@@ -94,8 +94,8 @@ class LayerNorm(Module):
     def backward(self, grad_output):
         xhat, inv_std = self._require_cache(self._cache)
         g_out = _check_grad(grad_output, xhat.shape, self.dtype)
-        self.grads["weight"] += _sum_leading(g_out * xhat)
-        self.grads["bias"] += _sum_leading(g_out)
+        self._grads["weight"] += _sum_leading(g_out * xhat)
+        self._grads["bias"] += _sum_leading(g_out)
         g = g_out * self.weight
         return (g - g.mean(axis=-1, keepdims=True)
                 - xhat * (g * xhat).mean(axis=-1, keepdims=True)) * inv_std

@@ -19,18 +19,36 @@ class Module:
     def __init__(self, dtype=np.float32):
         self.dtype = float_dtype(dtype)
         self._params = {}
-        self.grads = {}
+        self._grads = {}
+        self._children = {}
         self.training = False
 
     def _register(self, name, value):
         arr = np.array(value, dtype=self.dtype, order="C")  # keeps 0-d parameters 0-d
         self._params[name] = arr
-        self.grads[name] = np.zeros_like(arr)
+        self._grads[name] = np.zeros_like(arr)
         return arr
 
+    def _add_child(self, name, module):
+        """Register a sub-module: its parameters appear as ``name.param``."""
+        self._children[name] = module
+        return module
+
+    def _walk(self, attr):
+        out = dict(getattr(self, attr))
+        for cname, child in self._children.items():
+            out.update({f"{cname}.{k}": v for k, v in child._walk(attr).items()})
+        return out
+
     def parameters(self):
-        """Live parameter arrays by name (updating them in place updates the module)."""
-        return dict(self._params)
+        """Live parameter arrays by name (updating them in place updates the module);
+        sub-modules' parameters are prefixed with their name and a dot."""
+        return self._walk("_params")
+
+    @property
+    def grads(self):
+        """Live gradient arrays, same names as :meth:`parameters`."""
+        return self._walk("_grads")
 
     def zero_grad(self):
         """Set every gradient to zero."""
@@ -38,8 +56,10 @@ class Module:
             g[...] = 0
 
     def train(self, mode=True):
-        """Switch training mode (dropout on) and return self."""
+        """Switch training mode (dropout on) and return self (sub-modules too)."""
         self.training = bool(mode)
+        for child in self._children.values():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -48,14 +68,15 @@ class Module:
 
     def state_dict(self):
         """Copies of the parameters by name."""
-        return {name: p.copy() for name, p in self._params.items()}
+        return {name: p.copy() for name, p in self.parameters().items()}
 
     def load_state_dict(self, state):
         """Copy ``state`` into the parameters; every name must match with the same shape.
 
         Raises InvalidConfig for missing or unknown names, shape mismatches and NaN/Inf.
         """
-        expected, given = set(self._params), set(state)
+        params = self.parameters()
+        expected, given = set(params), set(state)
         if expected != given:
             missing, unknown = sorted(expected - given), sorted(given - expected)
             raise InvalidConfig(
@@ -63,7 +84,7 @@ class Module:
                 f"unknown keys {unknown}")
         for name, value in state.items():
             arr = np.asarray(value)
-            target = self._params[name]
+            target = params[name]
             if arr.shape != target.shape:
                 raise InvalidConfig(
                     f"{type(self).__name__}.load_state_dict: {name!r} has shape {arr.shape}, "
@@ -71,7 +92,7 @@ class Module:
             if not np.all(np.isfinite(arr)):
                 raise InvalidConfig(f"{type(self).__name__}.load_state_dict: {name!r} has NaN/Inf")
         for name, value in state.items():
-            self._params[name][...] = value
+            params[name][...] = value
 
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
