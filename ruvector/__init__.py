@@ -26,6 +26,7 @@ _LAZY = {
     "GNN": "ruvector.graph.gnn",
     "AttentionalPooling": "ruvector.graph.gnn",
     "subgraph_embedding": "ruvector.graph.gnn",
+    "GraphStore": "ruvector.graph.store",
     "VectorStore": "ruvector.index.store",
     "AttentionReranker": "ruvector.index.rerank",
     "AttentionDistance": "ruvector.index.distance",

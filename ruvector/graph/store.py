@@ -1,0 +1,357 @@
+"""GraphStore: a directed multigraph with node embeddings, labels, typed weighted edges
+and properties; NetworkX in and out, CSR views for the layers, crash-safe persistence.
+
+Nodes are addressed by key (any hashable; str or int to be saved) and hold a dense index
+0..N-1 in insertion order.  Removing a node re-numbers the nodes after it (O(N + E)).
+Edges are (source, target, type, weight, feature vector, properties); parallel edges are
+separate edges.  An undirected store (``directed=False``) keeps each edge once and exposes
+it in both directions in ``edge_index``, ``csr`` and ``neighbors``.
+"""
+import json
+import os
+from collections import deque
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from .. import _persist
+from .._validate import as_array
+from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
+from .csr import CSRGraph
+
+FORMAT = "ruvector.graph_store"
+FORMAT_VERSION = 1
+DIRECTIONS = ("out", "in", "both")
+
+
+class GraphStore:
+    """Graph with node embeddings of one width ``dim`` (set by the first embedding when None)."""
+
+    def __init__(self, dim=None, *, directed=True):
+        self.dim = None if dim is None else int(dim)
+        self.directed = bool(directed)
+        self._keys, self._index = [], {}
+        self._labels, self._props, self._emb = [], [], []
+        self._src, self._dst, self._type, self._weight = [], [], [], []
+        self._efeat, self._eprops = [], []
+        self._cache = {}
+
+    # -- nodes ----------------------------------------------------------------------------
+    def _vector(self, value, name):
+        v = as_array(value, name, ndim=1)
+        if self.dim is None:
+            self.dim = v.shape[0]
+        if v.shape[0] != self.dim:
+            raise DimensionMismatch(f"{name} has width {v.shape[0]}, the store uses {self.dim}")
+        return v
+
+    def add_node(self, key, *, labels=(), embedding=None, **properties):
+        """Add a node (an existing key raises InvalidInput); returns its index."""
+        try:
+            hash(key)
+        except TypeError:
+            raise InvalidInput(f"node key {key!r} is not hashable") from None
+        if key in self._index:
+            raise InvalidInput(f"node {key!r} already exists")
+        emb = None if embedding is None else self._vector(embedding, f"embedding of {key!r}")
+        labels = (labels,) if isinstance(labels, str) else tuple(labels)
+        self._index[key] = len(self._keys)
+        self._keys.append(key)
+        self._labels.append(labels)
+        self._props.append(dict(properties))
+        self._emb.append(emb)
+        self._cache.clear()
+        return self._index[key]
+
+    def add_nodes(self, keys, *, labels=None, embeddings=None, properties=None):
+        """Bulk add: ``labels``/``properties`` are per-node lists, ``embeddings`` (n, dim)."""
+        keys = list(keys)
+        emb = None
+        if embeddings is not None:
+            emb = as_array(embeddings, "embeddings", ndim=2)
+            if emb.shape[0] != len(keys):
+                raise DimensionMismatch(f"embeddings has {emb.shape[0]} rows for {len(keys)} keys")
+        for i, key in enumerate(keys):
+            self.add_node(key, labels=() if labels is None else labels[i],
+                          embedding=None if emb is None else emb[i],
+                          **({} if properties is None else properties[i]))
+
+    def remove_node(self, key):
+        """Remove a node and every edge touching it."""
+        i = self.index_of(key)
+        keep = [e for e in range(len(self._src)) if self._src[e] != i and self._dst[e] != i]
+        self._keep_edges(keep)
+        for lst in (self._keys, self._labels, self._props, self._emb):
+            del lst[i]
+        self._src = [s - (s > i) for s in self._src]
+        self._dst = [d - (d > i) for d in self._dst]
+        self._index = {k: n for n, k in enumerate(self._keys)}
+        self._cache.clear()
+
+    def index_of(self, key):
+        try:
+            return self._index[key]
+        except (KeyError, TypeError):
+            raise NotFound(f"node {key!r} is not in the graph") from None
+
+    def key_of(self, index):
+        if not 0 <= int(index) < len(self._keys):
+            raise NotFound(f"node index {index} is out of range")
+        return self._keys[int(index)]
+
+    def node(self, key):
+        """dict with key, index, labels, embedding (or None) and properties."""
+        i = self.index_of(key)
+        return {"key": key, "index": i, "labels": self._labels[i], "embedding": self._emb[i],
+                "properties": dict(self._props[i])}
+
+    @property
+    def num_nodes(self):
+        return len(self._keys)
+
+    @property
+    def num_edges(self):
+        return len(self._src)
+
+    @property
+    def keys(self):
+        return list(self._keys)
+
+    @property
+    def features(self):
+        """(N, dim) float32 node embeddings (zero rows for nodes without one)."""
+        if "features" not in self._cache:
+            out = np.zeros((self.num_nodes, self.dim or 0), np.float32)
+            for i, e in enumerate(self._emb):
+                if e is not None:
+                    out[i] = e
+            self._cache["features"] = out
+        return self._cache["features"]
+
+    # -- edges ----------------------------------------------------------------------------
+    def add_edge(self, source, target, *, type=None, weight=1.0, feature=None, **properties):
+        """Add an edge (parallel edges allowed); returns its edge id."""
+        s, t = self.index_of(source), self.index_of(target)
+        w = float(weight)
+        if not np.isfinite(w):
+            raise InvalidInput(f"edge weight must be finite, got {weight!r}")
+        feat = None if feature is None else as_array(feature, "feature", ndim=1)
+        width = next((f.shape[0] for f in self._efeat if f is not None), None)
+        if feat is not None and width is not None and feat.shape[0] != width:
+            raise DimensionMismatch(f"edge feature width {feat.shape[0]} != {width}")
+        self._src.append(s)
+        self._dst.append(t)
+        self._type.append(None if type is None else str(type))
+        self._weight.append(w)
+        self._efeat.append(feat)
+        self._eprops.append(dict(properties))
+        self._cache.clear()
+        return len(self._src) - 1
+
+    def add_edges(self, edges, *, type=None):
+        """Bulk add of (source, target) or (source, target, attrs-dict) tuples."""
+        for edge in edges:
+            attrs = dict(edge[2]) if len(edge) > 2 else {}
+            attrs.setdefault("type", type)
+            self.add_edge(edge[0], edge[1], **attrs)
+
+    def remove_edge(self, source, target, type=None):
+        """Remove every edge source -> target (of ``type`` when given); NotFound if none."""
+        s, t = self.index_of(source), self.index_of(target)
+        hit = [e for e in range(self.num_edges) if self._src[e] == s and self._dst[e] == t
+               and (type is None or self._type[e] == type)]
+        if not hit:
+            raise NotFound(f"no edge {source!r} -> {target!r}" + (f" of type {type!r}" if type else ""))
+        drop = set(hit)
+        self._keep_edges([e for e in range(self.num_edges) if e not in drop])
+
+    def _keep_edges(self, keep):
+        for name in ("_src", "_dst", "_type", "_weight", "_efeat", "_eprops"):
+            lst = getattr(self, name)
+            setattr(self, name, [lst[e] for e in keep])
+        self._cache.clear()
+
+    def edge(self, edge_id):
+        e = int(edge_id)
+        if not 0 <= e < self.num_edges:
+            raise NotFound(f"edge {edge_id} is out of range")
+        return {"source": self._keys[self._src[e]], "target": self._keys[self._dst[e]],
+                "type": self._type[e], "weight": self._weight[e], "feature": self._efeat[e],
+                "properties": dict(self._eprops[e])}
+
+    def _edge_arrays(self, edge_type=None):
+        """(src, dst, edge ids) int64, both directions for an undirected store."""
+        ids = np.arange(self.num_edges, dtype=np.int64)
+        src = np.asarray(self._src, dtype=np.int64)
+        dst = np.asarray(self._dst, dtype=np.int64)
+        if edge_type is not None:
+            m = np.array([t == edge_type for t in self._type], dtype=bool)
+            ids, src, dst = ids[m], src[m], dst[m]
+        if not self.directed:
+            ids, src, dst = np.concatenate([ids, ids]), np.concatenate([src, dst]), \
+                np.concatenate([dst, src])
+        return src, dst, ids
+
+    def edge_index(self, edge_type=None):
+        """(2, E) int64, row 0 source, row 1 target."""
+        src, dst, _ = self._edge_arrays(edge_type)
+        return np.stack([src, dst]) if len(src) else np.zeros((2, 0), np.int64)
+
+    def csr_graph(self, edge_type=None):
+        """The :class:`CSRGraph` the layers use (cached until the next mutation)."""
+        key = ("csr_graph", edge_type)
+        if key not in self._cache:
+            src, dst, _ = self._edge_arrays(edge_type)
+            self._cache[key] = CSRGraph.from_edges(src, dst, self.num_nodes)
+        return self._cache[key]
+
+    def csr(self, direction="in", edge_type=None):
+        """(scipy.sparse.csr_matrix of edge weights, edge ids aligned with its data).
+
+        direction "in": row i lists the sources of the edges into i; "out": row j lists
+        the targets of the edges out of j.  Parallel edges stay separate entries.
+        """
+        if direction not in ("in", "out"):
+            raise InvalidInput(f"direction must be 'in' or 'out', got {direction!r}")
+        key = ("csr", direction, edge_type)
+        if key not in self._cache:
+            src, dst, ids = self._edge_arrays(edge_type)
+            g = CSRGraph.from_edges(src, dst, self.num_nodes)
+            indptr, perm = (g.indptr_t, g.perm_t) if direction == "in" else (g.indptr_s, g.perm_s)
+            cols = (src if direction == "in" else dst)[perm]
+            weights = np.asarray(self._weight, dtype=np.float32)[ids[perm]] if len(ids) else \
+                np.zeros(0, np.float32)
+            mat = sp.csr_matrix((weights, cols, indptr), shape=(self.num_nodes,) * 2)
+            self._cache[key] = (mat, ids[perm])
+        return self._cache[key]
+
+    def neighbors(self, key, direction="out", type=None):
+        """Keys of the neighbours (each once, in edge order)."""
+        if direction not in DIRECTIONS:
+            raise InvalidInput(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        i = self.index_of(key)
+        out = []
+        for d in (("out", "in") if direction == "both" else (direction,)):
+            mat, _ = self.csr("out" if d == "out" else "in", type)
+            out.extend(mat.indices[mat.indptr[i]:mat.indptr[i + 1]].tolist())
+        return [self._keys[n] for n in dict.fromkeys(out)]
+
+    def k_hop(self, key, k, direction="out", type=None):
+        """Keys within 1..k hops (breadth-first order, start excluded)."""
+        if int(k) < 0:
+            raise InvalidInput(f"k must be >= 0, got {k!r}")
+        start = self.index_of(key)
+        seen, order, frontier = {start}, [], deque([(key, 0)])
+        while frontier:
+            node, depth = frontier.popleft()
+            if depth == k:
+                continue
+            for nb in self.neighbors(node, direction, type):
+                if self._index[nb] not in seen:
+                    seen.add(self._index[nb])
+                    order.append(nb)
+                    frontier.append((nb, depth + 1))
+        return order
+
+    # -- NetworkX -------------------------------------------------------------------------
+    @classmethod
+    def from_networkx(cls, G, embedding_attr="embedding", label_attr="label", type_attr="type",
+                      weight_attr="weight", feature_attr="feature"):
+        """A store from any NetworkX graph; other node/edge attributes become properties."""
+        store = cls(directed=G.is_directed())
+        for key, data in G.nodes(data=True):
+            data = dict(data)
+            emb = data.pop(embedding_attr, None)
+            labels = data.pop(label_attr, ())
+            store.add_node(key, labels=labels, embedding=emb, **data)
+        edges = G.edges(data=True, keys=True) if G.is_multigraph() else G.edges(data=True)
+        for edge in edges:
+            data = dict(edge[-1])
+            store.add_edge(edge[0], edge[1], type=data.pop(type_attr, None),
+                           weight=data.pop(weight_attr, 1.0),
+                           feature=data.pop(feature_attr, None), **data)
+        return store
+
+    def to_networkx(self, embedding_attr="embedding", label_attr="label", type_attr="type"):
+        """A MultiDiGraph (MultiGraph when undirected) with every attribute."""
+        import networkx as nx
+        G = nx.MultiDiGraph() if self.directed else nx.MultiGraph()
+        for i, key in enumerate(self._keys):
+            attrs = dict(self._props[i])
+            if self._labels[i]:
+                attrs[label_attr] = list(self._labels[i])
+            if self._emb[i] is not None:
+                attrs[embedding_attr] = self._emb[i].copy()
+            G.add_node(key, **attrs)
+        for e in range(self.num_edges):
+            attrs = dict(self._eprops[e], weight=self._weight[e])
+            if self._type[e] is not None:
+                attrs[type_attr] = self._type[e]
+            if self._efeat[e] is not None:
+                attrs["feature"] = self._efeat[e].copy()
+            G.add_edge(self._keys[self._src[e]], self._keys[self._dst[e]], **attrs)
+        return G
+
+    # -- vector index ---------------------------------------------------------------------
+    def vector_index(self, metric="cosine"):
+        """A VectorStore over the node embeddings (ids = node indices), rebuilt after changes."""
+        key = ("vector_index", metric)
+        if key not in self._cache:
+            from ..index import VectorStore
+            store = VectorStore(self.dim or 1, metric)
+            rows = [i for i, e in enumerate(self._emb) if e is not None]
+            if rows:
+                store.add(self.features[rows], ids=np.asarray(rows, dtype=np.int64))
+            self._cache[key] = store
+        return self._cache[key]
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path):
+        """Arrow node and edge tables in the checksummed generation format of the vector store."""
+        for key in self._keys:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise InvalidInput(f"only str and int node keys can be saved, got {key!r}")
+        width = next((f.shape[0] for f in self._efeat if f is not None), 0)
+        nodes = pa.table({
+            "key_str": [k if isinstance(k, str) else None for k in self._keys],
+            "key_int": [k if isinstance(k, int) else None for k in self._keys],
+            "labels": pa.array([list(lb) for lb in self._labels], pa.list_(pa.string())),
+            "embedding": pa.array([None if e is None else e.tolist() for e in self._emb],
+                                  pa.list_(pa.float32())),
+            "properties": [json.dumps(p, sort_keys=True) for p in self._props]})
+        edges = pa.table({
+            "source": pa.array(self._src, pa.int64()), "target": pa.array(self._dst, pa.int64()),
+            "type": pa.array(self._type, pa.string()), "weight": pa.array(self._weight, pa.float64()),
+            "feature": pa.array([None if f is None else f.tolist() for f in self._efeat],
+                                pa.list_(pa.float32())),
+            "properties": [json.dumps(p, sort_keys=True) for p in self._eprops]})
+        from ..index.store import _write_ipc
+        with _persist.writer_lock(path):
+            _persist.write_generation(
+                path, FORMAT, FORMAT_VERSION,
+                {"nodes.arrow": lambda p: _write_ipc(nodes, p),
+                 "edges.arrow": lambda p: _write_ipc(edges, p)},
+                {"dim": self.dim, "directed": self.directed, "nodes": self.num_nodes,
+                 "edges": self.num_edges, "edge_feature_dim": width})
+
+    @classmethod
+    def load(cls, path):
+        from ..index.store import _read_ipc
+        manifest, gen = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        try:
+            nodes = _read_ipc(os.path.join(gen, "nodes.arrow")).to_pydict()
+            edges = _read_ipc(os.path.join(gen, "edges.arrow")).to_pydict()
+            store = cls(manifest["dim"], directed=manifest["directed"])
+            for ks, ki, lb, emb, props in zip(nodes["key_str"], nodes["key_int"], nodes["labels"],
+                                              nodes["embedding"], nodes["properties"]):
+                store.add_node(ks if ks is not None else ki, labels=lb or (),
+                               embedding=emb, **json.loads(props))
+            for s, t, ty, w, f, props in zip(edges["source"], edges["target"], edges["type"],
+                                             edges["weight"], edges["feature"],
+                                             edges["properties"]):
+                store.add_edge(store._keys[s], store._keys[t], type=ty, weight=w, feature=f,
+                               **json.loads(props))
+        except (KeyError, IndexError, ValueError, TypeError, pa.ArrowException) as exc:
+            raise CorruptFile(f"{path}: inconsistent graph files: {exc}") from None
+        return store
