@@ -8,7 +8,7 @@ the forward and target-side gradients, CSR by source for scatters (deterministic
 import numpy as np
 
 from .._validate import as_array, positive_int, probability
-from ..errors import DimensionMismatch, InvalidConfig
+from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..graph.csr import as_csr
 from ..nn._matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
@@ -162,6 +162,47 @@ class GATLayer(Module):
         self._grads["weight_edge"] += matmul_tn(attr, dhe)
         d_attr = matmul(dhe, np.ascontiguousarray(self.weight_edge.T))
         return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
+
+    def forward_neighborhood(self, node_idx, node_features, edge_index, edge_attr=None):
+        """The layer's output for one node, computed from its incoming edges only (O(degree));
+        equals ``forward(node_features, edge_index)[node_idx]``."""
+        return self.forward_k_hop(node_idx, node_features, edge_index, 1, edge_attr)
+
+    def forward_k_hop(self, node_idx, node_features, edge_index, k, edge_attr=None):
+        """Row ``node_idx`` of the layer applied ``k`` times (same weights), computed on the
+        k-hop in-neighbourhood only; exact, since nothing farther reaches the node."""
+        x = _features(node_features, self.in_dim, self.dtype)
+        if int(k) < 1:
+            raise InvalidConfig(f"k must be >= 1, got {k!r}")
+        out_width = self.heads * self.out_dim if self.concat else self.out_dim
+        if int(k) > 1 and out_width != self.in_dim:
+            raise InvalidConfig(f"forward_k_hop with k > 1 needs output width {out_width} "
+                                f"== in_dim {self.in_dim}")
+        g = as_csr(edge_index, x.shape[0])
+        node = int(node_idx)
+        if not 0 <= node < x.shape[0]:
+            raise InvalidInput(f"node_idx {node_idx} is outside [0, {x.shape[0]})")
+        ball = {node}
+        frontier = [node]
+        for _ in range(int(k)):  # walk edges backwards: who can reach the node in k hops
+            nxt = []
+            for i in frontier:
+                for p in range(g.indptr_t[i], g.indptr_t[i + 1]):
+                    j = int(g.src[g.perm_t[p]])
+                    if j not in ball:
+                        ball.add(j)
+                        nxt.append(j)
+            frontier = nxt
+        nodes = np.array(sorted(ball), dtype=np.int64)
+        local = np.full(x.shape[0], -1, np.int64)
+        local[nodes] = np.arange(len(nodes))
+        keep = (local[g.src] >= 0) & (local[g.dst] >= 0)
+        sub_ei = np.stack([local[g.src[keep]], local[g.dst[keep]]])
+        attr = None if edge_attr is None else np.asarray(edge_attr)[keep]
+        h = x[nodes]
+        for _ in range(int(k)):
+            h = self.forward(h, sub_ei, attr)
+        return h[local[node]]
 
     @staticmethod
     def _edge_attr_grad(d_attr, kept, g, attr_shape):

@@ -195,3 +195,22 @@ def test_bad_graph_input(rng):
         GATLayer(4, 2, edge_dim=2).forward(x, np.array([[0], [1]]), edge_attr=np.ones((2, 2)))
     with pytest.raises(InvalidConfig):
         SAGELayer(4, 2, aggr="median")
+
+
+def test_neighborhood_and_k_hop_equal_full_forward(rng):
+    N = 30
+    ei = random_graph(rng, N, 70)
+    x = rng.standard_normal((N, 6)).astype(np.float32)
+    layer = GATLayer(6, 3, heads=2, seed=4)
+    full1 = layer.forward(x, ei)
+    full2 = layer.forward(full1, ei)
+    full3 = layer.forward(full2, ei)
+    for node in (0, 2, 17):
+        np.testing.assert_allclose(layer.forward_neighborhood(node, x, ei), full1[node],
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.forward_k_hop(node, x, ei, 3), full3[node],
+                                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(InvalidConfig):
+        GATLayer(6, 4, heads=2).forward_k_hop(0, x, ei, 2)
+    with pytest.raises(InvalidInput):
+        layer.forward_neighborhood(N, x, ei)
