@@ -293,6 +293,38 @@ class GraphStore:
             G.add_edge(self._keys[self._src[e]], self._keys[self._dst[e]], **attrs)
         return G
 
+    # -- Arrow / Parquet import -----------------------------------------------------------
+    @classmethod
+    def from_arrow(cls, nodes, edges, *, key_column="key", embedding_column="embedding",
+                   label_column="label", source_column="source", target_column="target",
+                   type_column="type", weight_column="weight", directed=True):
+        """A store from a node table and an edge table (pyarrow Tables); columns not named
+        here become properties.  Missing optional columns are fine; labels may be a string
+        or a list of strings per row."""
+        for table, col, what in ((nodes, key_column, "nodes"), (edges, source_column, "edges"),
+                                 (edges, target_column, "edges")):
+            if col not in table.column_names:
+                raise InvalidInput(f"{what} table has no column {col!r} "
+                                   f"(columns: {table.column_names})")
+        store = cls(directed=directed)
+        node_rows = nodes.to_pylist()
+        for row in node_rows:
+            key = row.pop(key_column)
+            labels = row.pop(label_column, None) or ()
+            store.add_node(key, labels=labels, embedding=row.pop(embedding_column, None), **row)
+        for row in edges.to_pylist():
+            weight = row.pop(weight_column, None)
+            store.add_edge(row.pop(source_column), row.pop(target_column),
+                           type=row.pop(type_column, None),
+                           weight=1.0 if weight is None else weight, **row)
+        return store
+
+    @classmethod
+    def from_parquet(cls, nodes_path, edges_path, **kwargs):
+        """:meth:`from_arrow` on two Parquet (or Arrow IPC / Feather) files."""
+        from ..index.io import read_table
+        return cls.from_arrow(read_table(nodes_path), read_table(edges_path), **kwargs)
+
     # -- vector index ---------------------------------------------------------------------
     def vector_index(self, metric="cosine"):
         """A VectorStore over the node embeddings (ids = node indices), rebuilt after changes."""

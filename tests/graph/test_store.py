@@ -119,3 +119,24 @@ def test_vector_index_finds_start_nodes(rng):
     assert g.key_of(res.ids[0]) == "c"
     g.add_node("f", embedding=g.features[0] * 3)
     assert len(g.vector_index()) == 6  # rebuilt after the change
+
+
+def test_bulk_import_from_arrow_and_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    nodes = pa.table({"key": ["a", "b", "c"], "label": ["P", None, "C"],
+                      "embedding": [[1.0, 0.0], [0.0, 1.0], None], "age": [30, 40, None]})
+    edges = pa.table({"source": ["a", "b", "a"], "target": ["b", "c", "b"],
+                      "type": ["KNOWS", "IN", "KNOWS"], "weight": [1.0, 2.0, None]})
+    g = GraphStore.from_arrow(nodes, edges)
+    assert g.num_nodes == 3 and g.num_edges == 3
+    assert g.node("a")["labels"] == ("P",) and g.node("a")["properties"] == {"age": 30}
+    assert g.node("c")["embedding"] is None and g.edge(1)["weight"] == 2.0
+    pq.write_table(nodes, tmp_path / "n.parquet")
+    pq.write_table(edges, tmp_path / "e.parquet")
+    h = GraphStore.from_parquet(tmp_path / "n.parquet", tmp_path / "e.parquet")
+    np.testing.assert_array_equal(h.edge_index(), g.edge_index())
+    with pytest.raises(InvalidInput, match="source"):
+        GraphStore.from_arrow(nodes, pa.table({"src": ["a"], "target": ["b"]}))
+    with pytest.raises(NotFound):
+        GraphStore.from_arrow(nodes, pa.table({"source": ["a"], "target": ["zz"]}))
