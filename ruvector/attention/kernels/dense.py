@@ -412,3 +412,30 @@ def attention_weights(q, k, lse, mask, has_mask, causal, scale, out):
                 row[j] = np.exp(s * scale - li)
             else:
                 row[j] = 0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def merge_chunks(o, lse, out, merged):
+    """Merge key-chunk partials: merged = logsumexp_c lse_c, out = sum_c e^(lse_c - merged) o_c
+    (rows whose chunks are all empty, lse = -inf, give 0 and -inf)."""
+    C, B, H, Lq, Dv = o.shape
+    for b in range(B):
+        for h in range(H):
+            for i in range(Lq):
+                top = -np.inf
+                for c in range(C):
+                    top = max(top, lse[c, b, h, i])
+                for d in range(Dv):
+                    out[b, h, i, d] = 0
+                if top == -np.inf:
+                    merged[b, h, i] = -np.inf
+                    continue
+                total = 0.0
+                for c in range(C):
+                    total += np.exp(lse[c, b, h, i] - top)
+                merged[b, h, i] = top + np.log(total)
+                for c in range(C):
+                    w = np.exp(lse[c, b, h, i] - top) / total
+                    if w > 0:
+                        for d in range(Dv):
+                            out[b, h, i, d] += w * o[c, b, h, i, d]
