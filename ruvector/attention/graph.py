@@ -15,8 +15,8 @@ from ..nn.module import Module, glorot_uniform, make_rng
 from .kernels import graph as K
 
 
-def _features(x, width, dtype, name="x"):
-    x = as_array(x, name, dtype=dtype, ndim=2)
+def _features(x, width, dtype, name="x", allow_empty=False):
+    x = as_array(x, name, dtype=dtype, ndim=2, allow_empty=allow_empty)
     if x.shape[1] != width:
         raise DimensionMismatch(f"{name} {x.shape} must have {width} features per row")
     return x
@@ -162,6 +162,51 @@ class GATLayer(Module):
         self._grads["weight_edge"] += matmul_tn(attr, dhe)
         d_attr = matmul(dhe, np.ascontiguousarray(self.weight_edge.T))
         return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
+
+    def forward_with_edges(self, query, keys, values, edge_index, edge_attr=None):
+        """Graph attention of one query node over the key nodes linked to it (no self-loop).
+
+        ``edge_index`` lists the query's incoming edges: a (2, E) array whose row 0 holds key
+        indices and row 1 zeros (the query), or just the (E,) key indices; parallel edges
+        count separately, and ``edge_attr`` (E, edge_dim) gives their features.  Per head:
+
+            alpha_e = softmax_e LeakyReLU(a_dst . q W + a_src . k_j W [+ a_edge . f_e W_e])
+            out = sum_e alpha_e v_j W (+ bias),  heads concatenated or averaged
+
+        i.e. the layer's output at a node with features ``query`` whose in-neighbours have
+        key features ``keys`` (for scores) and value features ``values`` (for messages).
+        With no edge the output is the bias (zeros without one).
+        """
+        q = _features(np.reshape(query, (1, -1)), self.in_dim, self.dtype, "query")
+        k = _features(keys, self.in_dim, self.dtype, "keys")
+        v = _features(values, self.in_dim, self.dtype, "values")
+        if v.shape[0] != k.shape[0]:
+            raise DimensionMismatch(f"keys {k.shape} and values {v.shape} differ in length")
+        ei = np.asarray(edge_index)
+        if ei.ndim == 2:
+            if ei.shape[0] != 2 or (ei.size and np.any(ei[1] != 0)):
+                raise InvalidInput("edge_index must be (2, E) with row 1 all 0 (the query)")
+            ei = ei[0]
+        src = as_csr(np.stack([ei, np.zeros_like(ei)]).reshape(2, -1), k.shape[0]).src
+        H, C = self.heads, self.out_dim
+        s = np.einsum("hc,hc->h", (q @ self.weight).reshape(H, C), self.att_dst) + \
+            np.einsum("ehc,hc->eh", (k[src] @ self.weight).reshape(-1, H, C), self.att_src)
+        if (edge_attr is None) != (self.edge_dim is None):
+            raise InvalidConfig("edge_attr must be given exactly when the layer has edge_dim")
+        if edge_attr is not None:
+            f = _features(edge_attr, self.edge_dim, self.dtype, "edge_attr", allow_empty=True)
+            if f.shape[0] != len(src):
+                raise DimensionMismatch(f"edge_attr has {f.shape[0]} rows for {len(src)} edges")
+            s = s + np.einsum("ehc,hc->eh", (f @ self.weight_edge).reshape(-1, H, C),
+                              self.att_edge)
+        out = np.zeros((H, C), self.dtype)
+        if len(src):
+            z = np.where(s > 0, s, self.negative_slope * s)
+            a = np.exp(z - z.max(axis=0))
+            a /= a.sum(axis=0)
+            out = np.einsum("eh,ehc->hc", a, (v[src] @ self.weight).reshape(-1, H, C))
+        y = out.reshape(H * C) if self.concat else out.mean(axis=0)
+        return (y + self.bias if "bias" in self._params else y).astype(self.dtype, copy=False)
 
     def forward_neighborhood(self, node_idx, node_features, edge_index, edge_attr=None):
         """The layer's output for one node, computed from its incoming edges only (O(degree));

@@ -214,3 +214,28 @@ def test_neighborhood_and_k_hop_equal_full_forward(rng):
         GATLayer(6, 4, heads=2).forward_k_hop(0, x, ei, 2)
     with pytest.raises(InvalidInput):
         layer.forward_neighborhood(N, x, ei)
+
+
+@pytest.mark.parametrize("edge_dim", [None, 2])
+def test_forward_with_edges_is_the_output_at_a_query_node(rng, edge_dim):
+    keys = rng.standard_normal((6, 5)).astype(np.float32)
+    query = rng.standard_normal(5).astype(np.float32)
+    sources = np.array([0, 2, 2, 5])  # a parallel edge from key 2
+    attr = rng.standard_normal((4, 2)) if edge_dim else None
+    layer = GATLayer(5, 3, heads=2, add_self_loops=False, edge_dim=edge_dim, seed=7)
+    layer.bias[:] = rng.standard_normal(6)
+    out = layer.forward_with_edges(query, keys, keys, np.stack([sources, np.zeros(4, int)]),
+                                   attr)
+    x = np.vstack([keys, query[None]])
+    full = layer.forward(x, np.stack([sources, np.full(4, 6)]), attr)
+    np.testing.assert_allclose(out, full[6], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.forward_with_edges(query, keys, keys, sources, attr), out,
+                               rtol=1e-6)
+    # separate values change the messages, not the weights
+    values = rng.standard_normal((6, 5)).astype(np.float32)
+    assert not np.allclose(layer.forward_with_edges(query, keys, values, sources, attr), out)
+    np.testing.assert_allclose(layer.forward_with_edges(query, keys, keys, sources[:0],
+                                                        attr[:0] if edge_dim else None),
+                               layer.bias, rtol=1e-6)
+    with pytest.raises(InvalidInput):
+        layer.forward_with_edges(query, keys, keys, np.array([[0, 1], [0, 3]]), attr)
