@@ -20,10 +20,6 @@ def _sum_squares(flat):
     return total
 
 
-def _shape(x):
-    return tuple(getattr(x, "shape", ()))
-
-
 def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, check=True):
     """Convert ``x`` to a C-contiguous array of ``dtype`` and check it.
 

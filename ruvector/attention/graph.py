@@ -252,9 +252,9 @@ class GATLayer(Module):
     @staticmethod
     def _edge_attr_grad(d_attr, kept, g, attr_shape):
         """Map gradients of the (kept + loop) edge features back to the input edges."""
-        out = np.zeros(attr_shape, d_attr.dtype)
         if kept is None:
-            return d_attr.astype(d_attr.dtype, copy=False)
+            return d_attr
+        out = np.zeros(attr_shape, d_attr.dtype)
         nk = len(kept)
         out[kept] = d_attr[:nk]
         deg = np.bincount(g.dst[:nk], minlength=g.num_nodes).astype(d_attr.dtype)

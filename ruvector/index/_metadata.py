@@ -9,7 +9,7 @@ from ..errors import DimensionMismatch, InvalidInput
 def to_table(metadata, n):
     """A pyarrow Table of ``n`` rows from a list of dicts, a dict of columns or a Table."""
     if metadata is None:
-        return pa.table({}).slice(0, 0) if n == 0 else None
+        return None
     try:
         if isinstance(metadata, pa.Table):
             table = metadata
