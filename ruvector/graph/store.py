@@ -254,6 +254,25 @@ class GraphStore:
                     frontier.append((nb, depth + 1))
         return order
 
+    # -- queries ---------------------------------------------------------------------------
+    def query(self, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None):
+        """Run a Cypher-like read query (``MATCH ... [WHERE] [ATTEND BY] RETURN ...``).
+
+        Values enter only through ``params`` ($name).  An unbounded ``*`` stops at
+        ``max_hops``; passing ``max_expansions`` (edges scanned) or ``timeout`` (seconds)
+        raises QueryLimitExceeded with the statistics so far.  Returns a QueryResult.
+        """
+        from .query import run_query
+        return run_query(self, text, params, max_hops=max_hops,
+                         max_expansions=max_expansions, timeout=timeout)
+
+    def explain(self, text, params=None, *, file=None):
+        """Print (to ``file``, default stdout) and return the plan of a query."""
+        from .query import explain
+        plan = explain(self, text, params)
+        print(plan, file=file)
+        return plan
+
     # -- NetworkX -------------------------------------------------------------------------
     @classmethod
     def from_networkx(cls, G, embedding_attr="embedding", label_attr="label", type_attr="type",

@@ -1,0 +1,187 @@
+"""Immutable syntax tree of a query (frozen dataclasses, tuples only: hashable and comparable,
+with no reference to a graph).  ``text`` fields keep the source text for column names and
+are left out of equality."""
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class Expr:
+    """Base of expression nodes."""
+
+
+@dataclass(frozen=True)
+class Literal(Expr):
+    value: Any            # int, float, str, bool, None or a tuple (list literal of literals)
+
+
+@dataclass(frozen=True)
+class Param(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class Var(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class Property(Expr):
+    subject: Expr
+    key: str
+
+
+@dataclass(frozen=True)
+class Subscript(Expr):
+    subject: Expr
+    index: Expr
+
+
+@dataclass(frozen=True)
+class ListExpr(Expr):
+    items: tuple
+
+
+@dataclass(frozen=True)
+class Unary(Expr):
+    op: str               # "-", "NOT"
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Binary(Expr):
+    """op: = <> < <= > >= + - * / % AND OR XOR IN STARTS_WITH ENDS_WITH CONTAINS."""
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class IsNull(Expr):
+    operand: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    name: str             # lower case
+    args: tuple
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class CountStar(Expr):
+    pass
+
+
+@dataclass(frozen=True)
+class NodePattern:
+    var: Optional[str]
+    labels: tuple = ()                 # any of these labels (Label1|Label2)
+    properties: tuple = ()             # ((key, Expr), ...)
+
+
+@dataclass(frozen=True)
+class RelPattern:
+    var: Optional[str]
+    types: tuple = ()
+    direction: str = "out"             # "out" (->), "in" (<-), "both" (-)
+    min_hops: int = 1
+    max_hops: Optional[int] = 1        # None: unbounded (capped by max_hops at run time)
+    var_length: bool = False
+    properties: tuple = ()
+
+
+@dataclass(frozen=True)
+class PathPattern:
+    nodes: tuple                       # NodePattern, len(rels) + 1 of them
+    rels: tuple = ()
+    path_var: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Attend:
+    source: Expr                       # Param or Var
+    top: Any = 10                      # int or Param
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReturnItem:
+    expr: Expr
+    alias: Optional[str] = None
+    text: str = field(default="", compare=False)
+
+    @property
+    def name(self):
+        return self.alias or self.text
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    expr: Expr
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    patterns: tuple
+    where: Optional[Expr]
+    returns: tuple
+    distinct: bool = False
+    attend: Optional[Attend] = None
+    order_by: tuple = ()
+    skip: Any = None                   # int, Param or None
+    limit: Any = None
+
+
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "collect"})
+
+
+def children(expr):
+    """Direct sub-expressions of an expression node."""
+    if isinstance(expr, Property):
+        return (expr.subject,)
+    if isinstance(expr, Subscript):
+        return (expr.subject, expr.index)
+    if isinstance(expr, ListExpr):
+        return expr.items
+    if isinstance(expr, Unary):
+        return (expr.operand,)
+    if isinstance(expr, Binary):
+        return (expr.left, expr.right)
+    if isinstance(expr, IsNull):
+        return (expr.operand,)
+    if isinstance(expr, Call):
+        return expr.args
+    return ()
+
+
+def walk(expr):
+    """Pre-order iterator over an expression tree."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+def variables(expr):
+    """Names of the variables an expression reads."""
+    return {n.name for n in walk(expr) if isinstance(n, Var)}
+
+
+def is_aggregate(expr):
+    return isinstance(expr, CountStar) or (isinstance(expr, Call) and expr.name in AGGREGATES)
+
+
+def contains_aggregate(expr):
+    return any(is_aggregate(n) for n in walk(expr))
+
+
+def conjuncts(expr):
+    """Split an AND tree into its conjuncts."""
+    if expr is None:
+        return []
+    if isinstance(expr, Binary) and expr.op == "AND":
+        return conjuncts(expr.left) + conjuncts(expr.right)
+    return [expr]

@@ -1,0 +1,229 @@
+"""Columnar partial matches and the expression evaluator over them.
+
+A :class:`Frame` holds n rows: for every bound slot a column (node index, edge id, or a
+(n, max_hops) edge-id matrix padded with -1 for a variable-length relationship), the ATTEND
+hop weights per slot, and ``computed`` values (projected columns, aggregates) that
+expressions look up before evaluating themselves.
+"""
+import numpy as np
+
+from ...errors import QueryError
+from . import ast as A
+from . import values as V
+
+TOTAL = "#score"
+
+
+class Frame:
+    __slots__ = ("n", "cols", "weights", "computed")
+
+    def __init__(self, n, cols=None, weights=None, computed=None):
+        self.n = int(n)
+        self.cols = cols or {}
+        self.weights = weights or {}
+        self.computed = computed or {}
+
+    def take(self, idx):
+        return Frame(len(idx), {k: v[idx] for k, v in self.cols.items()},
+                     {k: v[idx] for k, v in self.weights.items()},
+                     {k: v[idx] for k, v in self.computed.items()})
+
+    def filter(self, mask):
+        return self if mask.all() else self.take(np.flatnonzero(mask))
+
+    @staticmethod
+    def concat(frames, like):
+        """Row-wise concatenation (an empty frame shaped like ``like`` when none)."""
+        frames = [f for f in frames if f.n] or [like.take(np.zeros(0, np.int64))]
+        first = frames[0]
+        return Frame(sum(f.n for f in frames),
+                     {k: np.concatenate([f.cols[k] for f in frames]) for k in first.cols},
+                     {k: np.concatenate([f.weights[k] for f in frames]) for k in first.weights},
+                     {k: np.concatenate([f.computed[k] for f in frames])
+                      for k in first.computed})
+
+
+class Evaluator:
+    """Evaluates expressions to columns over a frame (view: GraphView, params: dict,
+    kinds: slot -> kind, paths: path variable -> recipe)."""
+
+    def __init__(self, view, params, kinds, paths):
+        self.view, self.params, self.kinds, self.paths = view, params, kinds, paths
+
+    def constant(self, expr):
+        """Value of an expression without variables."""
+        return self(expr, Frame(1))[0]
+
+    def param(self, name):
+        value = self.params[name]
+        return value.tolist() if isinstance(value, np.ndarray) else value
+
+    def __call__(self, expr, frame):
+        hit = frame.computed.get(expr)
+        if hit is not None:
+            return hit
+        method = getattr(self, "_" + type(expr).__name__)
+        return method(expr, frame)
+
+    # -- leaves ----------------------------------------------------------------------------------
+    def _Literal(self, e, f):
+        return V.constant(e.value, f.n)
+
+    def _Param(self, e, f):
+        return V.constant(self.param(e.name), f.n)
+
+    def _slot(self, name, f):
+        if self.kinds.get(name) == "path":
+            for _, slot in self.paths[name]:
+                self._slot(slot, f)
+            return None
+        if name not in f.cols:
+            raise QueryError(f"variable {name!r} is not available here (after aggregation or "
+                             f"DISTINCT only returned columns can be used)")
+        return f.cols[name]
+
+    def _Var(self, e, f):
+        kind = self.kinds.get(e.name)
+        if kind == "path":
+            self._slot(e.name, f)
+            return self._paths(e.name, f)
+        col = self._slot(e.name, f)
+        if kind == "node":
+            return self.view.keys[col]
+        if kind == "rel":
+            return V.column([self.view.relationship(x) for x in col])
+        return V.column([[self.view.relationship(x) for x in row if x >= 0] for row in col])
+
+    def _paths(self, name, f):
+        out = []
+        for r in range(f.n):
+            node = f.cols[self.paths[name][0][1]][r]
+            nodes, rels = [self.view.keys[node]], []
+            for kind, slot in self.paths[name][1:]:
+                if kind == "node":
+                    continue
+                edges = [f.cols[slot][r]] if kind == "rel" else \
+                    [x for x in f.cols[slot][r] if x >= 0]
+                for e in edges:
+                    src, dst = self.view.src[e], self.view.dst[e]
+                    node = dst if src == node else src
+                    nodes.append(self.view.keys[node])
+                    rels.append(int(e))
+            out.append({"nodes": nodes, "relationships": rels})
+        return V.column(out)
+
+    # -- structure -------------------------------------------------------------------------------
+    def _Property(self, e, f):
+        if isinstance(e.subject, A.Var) and self.kinds.get(e.subject.name) in ("node", "rel"):
+            col = self._slot(e.subject.name, f)
+            kind = self.kinds[e.subject.name]
+            source = self.view.node_property(e.key) if kind == "node" else \
+                self.view.edge_property(e.key)
+            return V.narrow(source[col])
+        key = e.key
+
+        def get(m):
+            if m is None:
+                return None
+            if not isinstance(m, dict):
+                raise QueryError(f"cannot read property {key!r} of {m!r}")
+            return m.get(key)
+        return V.map_column(get, self(e.subject, f))
+
+    def _Subscript(self, e, f):
+        return V.map_column(V.subscript, self(e.subject, f), self(e.index, f))
+
+    def _ListExpr(self, e, f):
+        if not e.items:
+            return V.constant([], f.n)
+        cols = [self(x, f).astype(object) for x in e.items]
+        return V.column([list(row) for row in zip(*cols)])
+
+    def _Unary(self, e, f):
+        return V.unary(e.op, self(e.operand, f))
+
+    def _IsNull(self, e, f):
+        return V.is_null(self(e.operand, f), e.negated)
+
+    def _Binary(self, e, f):
+        left = self(e.left, f)
+        if e.op == "IN" and not A.variables(e.right) and left.dtype.kind in "iuf":
+            values = self.constant(e.right)
+            if V.is_list(values) and all(V.is_number(v) for v in values):
+                return np.isin(left, np.asarray(values, dtype=np.float64))
+        return V.binary(e.op, left, self(e.right, f))
+
+    def _CountStar(self, e, f):
+        raise QueryError("count(*) is only allowed in RETURN and ORDER BY")
+
+    # -- functions -------------------------------------------------------------------------------
+    def _Call(self, e, f):
+        if e.name in A.AGGREGATES:
+            raise QueryError(f"aggregate {e.name}() is not allowed here")
+        return getattr(self, "_fn_" + e.name)(e, f)
+
+    def _graph_arg(self, e, f, kinds):
+        arg = e.args[0]
+        kind = self.kinds.get(arg.name) if isinstance(arg, A.Var) else None
+        if kind not in kinds:
+            raise QueryError(f"{e.name}() expects a {' or '.join(kinds)} variable, got "
+                             f"{type(arg).__name__}")
+        return kind, self._slot(arg.name, f)
+
+    def _fn_id(self, e, f):
+        return self._graph_arg(e, f, ("node", "rel"))[1].copy()
+
+    def _fn_labels(self, e, f):
+        col = self._graph_arg(e, f, ("node",))[1]
+        labels = self.view.store._labels
+        return V.column([list(labels[i]) for i in col])
+
+    def _fn_type(self, e, f):
+        return self.view.edge_types[self._graph_arg(e, f, ("rel",))[1]]
+
+    def _fn_score(self, e, f):
+        if not e.args:
+            return f.weights[TOTAL]
+        self._graph_arg(e, f, ("node", "rel"))
+        return f.weights[e.args[0].name]
+
+    def _fn_length(self, e, f):
+        arg = e.args[0]
+        if isinstance(arg, A.Var) and self.kinds.get(arg.name) == "path":
+            recipe = self.paths[arg.name]
+            total = np.zeros(f.n, np.int64)
+            for kind, slot in recipe:
+                if kind == "rel":
+                    total += 1
+                elif kind == "varrel":
+                    total += (f.cols[slot] >= 0).sum(axis=1)
+            return total
+        return self._fn_size(e, f)
+
+    def _fn_size(self, e, f):
+        def size(v):
+            if v is None:
+                return None
+            if not (V.is_list(v) or isinstance(v, str)):
+                raise QueryError(f"{e.name}() expects a list or string, got {v!r}")
+            return len(v)
+        return V.map_column(size, self(e.args[0], f))
+
+    def _fn_coalesce(self, e, f):
+        cols = [self(a, f) for a in e.args]
+        return V.map_column(lambda *xs: next((x for x in xs if x is not None), None), *cols)
+
+    def _string_fn(self, e, f, method):
+        def apply(v):
+            if v is None:
+                return None
+            if not isinstance(v, str):
+                raise QueryError(f"{e.name}() expects a string, got {v!r}")
+            return method(v)
+        return V.map_column(apply, self(e.args[0], f))
+
+    def _fn_tolower(self, e, f):
+        return self._string_fn(e, f, str.lower)
+
+    def _fn_toupper(self, e, f):
+        return self._string_fn(e, f, str.upper)

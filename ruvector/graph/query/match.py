@@ -1,0 +1,248 @@
+"""Executes a match plan over the GraphView's CSR arrays, column-wise (no per-row Python
+in the expansion), with limits on expansions and time and ATTEND top-k per hop."""
+import math
+import time
+
+import numpy as np
+
+from ...errors import QueryError, QueryLimitExceeded
+from . import ast as A
+from . import values as V
+from .frame import TOTAL, Frame
+
+
+class Context:
+    """Limits and statistics of one query run."""
+
+    def __init__(self, evaluate, view, kinds, max_hops, max_expansions, timeout):
+        self.evaluate, self.view, self.kinds = evaluate, view, kinds
+        self.max_hops, self.max_expansions, self.timeout = max_hops, max_expansions, timeout
+        self.t0 = time.perf_counter()
+        self.stats = {"nodes_expanded": 0, "edges_scanned": 0, "rows": 0, "ms": 0.0}
+        self.attend = None                  # (Q (G, D) float32, q slot or None, scale, k)
+
+    def elapsed_ms(self):
+        return 1000.0 * (time.perf_counter() - self.t0)
+
+    def charge(self, nodes, edges):
+        """Count work about to be done; raise before doing it when over a limit."""
+        self.stats["nodes_expanded"] += int(nodes)
+        self.stats["edges_scanned"] += int(edges)
+        self.stats["ms"] = round(self.elapsed_ms(), 3)
+        if self.stats["edges_scanned"] > self.max_expansions:
+            raise QueryLimitExceeded(
+                f"query passed max_expansions={self.max_expansions} "
+                f"({self.stats['edges_scanned']} expansions)", dict(self.stats))
+        if self.timeout is not None and self.elapsed_ms() > 1000.0 * self.timeout:
+            raise QueryLimitExceeded(f"query passed timeout={self.timeout} s", dict(self.stats))
+
+    def keep(self, frame, filters):
+        for c in filters:
+            if not frame.n:
+                break
+            frame = frame.filter(V.truth(self.evaluate(c, frame)))
+        return frame
+
+
+# -- scan --------------------------------------------------------------------------------------
+def scan_candidates(step, ctx):
+    view = ctx.view
+    if step.index is not None:
+        key, value = step.index
+        cand = view.lookup(key, ctx.evaluate.constant(value))
+    else:
+        cand = np.arange(view.num_nodes, dtype=np.int64)
+    if step.node.labels:
+        cand = cand[view.label_mask(step.node.labels)[cand]]
+    return cand
+
+
+def run_scan(step, frame, ctx, candidates=None):
+    if step.bound:
+        if step.node.labels:
+            frame = frame.filter(ctx.view.label_mask(step.node.labels)[frame.cols[step.slot]])
+        return ctx.keep(frame, step.filters)
+    cand = scan_candidates(step, ctx) if candidates is None else candidates
+    ctx.charge(0, frame.n * len(cand))
+    rows = np.repeat(np.arange(frame.n), len(cand))
+    out = frame.take(rows)
+    out.cols[step.slot] = np.tile(cand, frame.n)
+    if TOTAL in out.weights:
+        out.weights[step.slot] = np.ones(out.n)
+    return ctx.keep(out, step.filters)
+
+
+# -- expand ------------------------------------------------------------------------------------
+def _gather(nodes, adjacency, ctx):
+    """All edges leaving ``nodes``: (row of the node, neighbour, edge id)."""
+    indptr, nbr, eid = adjacency
+    starts, counts = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
+    total = int(counts.sum())
+    ctx.charge(len(nodes), total)
+    rows = np.repeat(np.arange(len(nodes)), counts)
+    pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + \
+        np.repeat(starts, counts)
+    return rows, nbr[pos], eid[pos]
+
+
+def _edge_free(frame, parents, edges, ctx, own=None):
+    """Rows whose new edge is not used elsewhere in the match (relationship uniqueness)."""
+    ok = np.ones(len(edges), bool)
+    for slot, col in frame.cols.items():
+        kind = ctx.kinds.get(slot)
+        if kind == "varrel":
+            ok &= (col[parents] != edges[:, None]).all(axis=1)
+        elif kind == "rel":
+            ok &= col[parents] != edges
+    if own is not None and own.shape[1]:
+        ok &= (own != edges[:, None]).all(axis=1)
+    return ok
+
+
+def _attend(parents, cand_nodes, frame, ctx):
+    """Keep the top-k candidates per parent row; returns (kept positions, weights)."""
+    from ...attention.kernels.beam import segment_softmax_topk
+    Q, q_slot, scale, k = ctx.attend
+    ptr = np.zeros(frame.n + 1, np.int64)
+    np.cumsum(np.bincount(parents, minlength=frame.n), out=ptr[1:])
+    if q_slot is None:
+        q_row = np.zeros(frame.n, np.int64)
+    elif q_slot not in frame.cols:
+        raise QueryError(f"ATTEND BY {q_slot}: the variable is not bound before this hop")
+    else:
+        q_row = frame.cols[q_slot]
+    weights, keep = segment_softmax_topk(ctx.view.features, cand_nodes, ptr, Q, q_row, scale, k)
+    kept = np.flatnonzero(keep)
+    return kept, weights[kept]
+
+
+def run_expand(step, frame, ctx):
+    adjacency = ctx.view.adjacency(step.direction, step.rel.types)
+    if step.rel.var_length:
+        return _expand_var(step, frame, adjacency, ctx)
+    rows, nodes, edges = _gather(frame.cols[step.src], adjacency, ctx)
+    ok = _edge_free(frame, rows, edges, ctx) & _node_ok(step, frame, rows, nodes, ctx)
+    rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
+    out = frame.take(rows)
+    out.cols[step.rel_slot] = edges
+    if not step.dst_bound:
+        out.cols[step.dst] = nodes
+    keep = np.ones(out.n, bool)
+    for c in step.filters:
+        keep[keep] = V.truth(ctx.evaluate(c, out.filter(keep)))
+    if ctx.attend is not None:
+        kept, w = _attend(rows[keep], nodes[keep], frame, ctx)
+        out = out.filter(keep).take(kept)
+        out.weights[step.dst] = out.weights[step.rel_slot] = w
+        out.weights[TOTAL] = out.weights[TOTAL] * w
+        return out
+    return out.filter(keep)
+
+
+def _node_ok(step, frame, rows, nodes, ctx):
+    ok = np.ones(len(nodes), bool)
+    if step.node.labels:
+        ok &= ctx.view.label_mask(step.node.labels)[nodes]
+    if step.dst_bound:
+        ok &= frame.cols[step.dst][rows] == nodes
+    return ok
+
+
+def _hop_limit(step, ctx):
+    hi = step.rel.max_hops
+    if hi is None:
+        return ctx.max_hops
+    if hi > ctx.max_hops:
+        raise QueryError(f"*{step.rel.min_hops}..{hi} asks for more than max_hops="
+                         f"{ctx.max_hops} hops; raise max_hops to run it")
+    return hi
+
+
+def _edge_props_ok(step, edges, ctx):
+    ok = np.ones(len(edges), bool)
+    for key, value in step.rel.properties:
+        if A.variables(value):
+            raise QueryError("a variable-length relationship's property map may only use "
+                             "literals and parameters")
+        col = ctx.view.edge_property(key)[edges]
+        ok &= V.truth(V.binary("=", V.narrow(col), V.constant(ctx.evaluate.constant(value),
+                                                               len(edges))))
+    return ok
+
+
+def _expand_var(step, frame, adjacency, ctx):
+    """Variable-length hops: the frontier grows one edge at a time (edges unique per path
+    and against the rest of the match); rows of length min..max are emitted."""
+    hi = _hop_limit(step, ctx)
+    parents = np.arange(frame.n)
+    cur = frame.cols[step.src]
+    path = np.zeros((frame.n, 0), np.int64)
+    hop_w = np.ones(frame.n) if ctx.attend is not None else None
+    prod_w = np.ones(frame.n)
+    emitted = []
+    for h in range(0, hi + 1):
+        if h:
+            rows, nodes, edges = _gather(cur, adjacency, ctx)
+            ok = _edge_free(frame, parents[rows], edges, ctx, own=path[rows]) & \
+                _edge_props_ok(step, edges, ctx)
+            rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
+            if ctx.attend is not None:
+                sub = Frame(len(cur), {k: v[parents] for k, v in frame.cols.items()})
+                kept, w = _attend(rows, nodes, sub, ctx)
+                rows, nodes, edges = rows[kept], nodes[kept], edges[kept]
+                hop_w, prod_w = w, prod_w[rows] * w
+            parents, cur = parents[rows], nodes
+            path = np.concatenate([path[rows], edges[:, None]], axis=1)
+        if h >= step.rel.min_hops and len(cur):
+            emitted.append(_emit(step, frame, parents, cur, path, hi, hop_w, prod_w, ctx))
+        if not len(cur):
+            break
+    if not emitted:                      # an empty frame with the step's columns
+        emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi,
+                             None if hop_w is None else hop_w[:0], prod_w[:0], ctx))
+    return Frame.concat(emitted, frame)
+
+
+def _emit(step, frame, parents, nodes, path, width, hop_w, prod_w, ctx):
+    ok = _node_ok(step, frame, parents, nodes, ctx)
+    parents, nodes, path = parents[ok], nodes[ok], path[ok]
+    matrix = np.full((len(nodes), width), -1, np.int64)
+    ordered = path[:, ::-1] if step.reverse else path
+    matrix[:, :path.shape[1]] = ordered
+    out = frame.take(parents)
+    out.cols[step.rel_slot] = matrix
+    if not step.dst_bound:
+        out.cols[step.dst] = nodes
+    if hop_w is not None:
+        out.weights[step.dst] = out.weights[step.rel_slot] = hop_w[ok]
+        out.weights[TOTAL] = out.weights[TOTAL] * prod_w[ok]
+    return ctx.keep(out, step.filters)
+
+
+def attend_setup(attend, evaluate, view, params):
+    """(Q, q slot, scale, k) for ATTEND BY ... TOP k TEMPERATURE t."""
+    top = attend.top if isinstance(attend.top, int) else evaluate.param(attend.top.name)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise QueryError(f"ATTEND TOP needs a positive integer, got {top!r}")
+    t = attend.temperature
+    if not (t > 0 and math.isfinite(t)):
+        raise QueryError(f"ATTEND TEMPERATURE must be positive and finite, got {t!r}")
+    X = view.features
+    D = X.shape[1]
+    scale = 1.0 / (math.sqrt(D) * t)
+    if isinstance(attend.source, A.Var):
+        return X, attend.source.name, scale, int(top)
+    name = attend.source.name
+    raw = params[name]
+    if isinstance(raw, (str, bytes)) or V.is_number(raw) or raw is None:
+        raise QueryError(f"ATTEND BY ${name} needs a vector of {D} numbers, got {raw!r}")
+    try:
+        q = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise QueryError(f"ATTEND BY ${name} needs a vector of {D} numbers") from None
+    if q.shape != (D,):
+        raise QueryError(f"ATTEND BY ${name} has shape {q.shape}; the graph's embeddings "
+                         f"have width {D}")
+    if not np.isfinite(q).all():
+        raise QueryError(f"ATTEND BY ${name} contains NaN or Inf")
+    return q.astype(np.float32).reshape(1, D), None, scale, int(top)
