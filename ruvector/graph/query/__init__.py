@@ -54,9 +54,7 @@ def prepare(store, text, params=None, pushdown=True):
 
 
 def _run_steps(steps, frame, ctx):
-    for step in steps:
-        if not frame.n:
-            break
+    for step in steps:                   # empty frames still run: every slot gets a column
         frame = run_expand(step, frame, ctx) if isinstance(step, Expand) else \
             run_scan(step, frame, ctx)
     return frame
@@ -94,7 +92,7 @@ def _run_chunked(plan, start, ctx, needed):
     first, rest = plan.steps[0], plan.steps[1:]
     candidates = scan_candidates(first, ctx)
     frames, have, pos, size = [], 0, 0, FIRST_CHUNK
-    while pos < len(candidates) and have < needed:
+    while not frames or (pos < len(candidates) and have < needed):
         chunk = candidates[pos:pos + size]
         pos, size = pos + len(chunk), size * 2
         frame = ctx.keep(_run_steps(rest, run_scan(first, start, ctx, chunk), ctx),

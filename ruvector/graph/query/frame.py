@@ -34,7 +34,7 @@ class Frame:
     @staticmethod
     def concat(frames, like):
         """Row-wise concatenation (an empty frame shaped like ``like`` when none)."""
-        frames = [f for f in frames if f.n] or [like.take(np.zeros(0, np.int64))]
+        frames = [f for f in frames if f.n] or frames[:1] or [like.take(np.zeros(0, np.int64))]
         first = frames[0]
         return Frame(sum(f.n for f in frames),
                      {k: np.concatenate([f.cols[k] for f in frames]) for k in first.cols},

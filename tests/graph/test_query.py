@@ -1,0 +1,426 @@
+"""Query execution: clause by clause on hand-made graphs, against a brute-force matcher on
+random graphs (with and without push-down), ATTEND against a NumPy beam search, limits
+and error paths."""
+from collections import Counter
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ruvector.errors import QueryError, QueryLimitExceeded
+from ruvector.graph import GraphStore
+from ruvector.graph.query import run_query
+
+
+@pytest.fixture
+def people():
+    G = nx.MultiDiGraph()
+    rows = [("ann", 30, "Person"), ("bob", 25, "Person"), ("cat", 41, "Person"),
+            ("dog", 3, "Animal")]
+    for i, (name, age, label) in enumerate(rows):
+        G.add_node(name, label=label, age=age, name=name.upper(), embedding=np.eye(4)[i])
+    G.add_edge("ann", "bob", type="KNOWS", since=2010)   # edge 0
+    G.add_edge("ann", "cat", type="LIKES")                # edge 1
+    G.add_edge("ann", "cat", type="LIKES")                # edge 2 (parallel)
+    G.add_edge("bob", "cat", type="KNOWS", since=2015)   # edge 3
+    G.add_edge("cat", "dog", type="OWNS")                 # edge 4
+    G.add_edge("cat", "ann", type="KNOWS")                # edge 5
+    return GraphStore.from_networkx(G)
+
+
+def rows(g, text, **params):
+    return g.query(text, params).rows
+
+
+def test_directions_types_labels(people):
+    assert rows(people, "MATCH (a)-[:KNOWS]->(b) RETURN a.key, b.key ORDER BY a.key") == \
+        [("ann", "bob"), ("bob", "cat"), ("cat", "ann")]
+    assert rows(people, "MATCH (a {key: 'cat'})<-[r]-(b) RETURN b.key, id(r) ORDER BY id(r)") == \
+        [("ann", 1), ("ann", 2), ("bob", 3)]
+    assert sorted(rows(people, "MATCH (a {key: 'cat'})-[:KNOWS|OWNS]-(b) RETURN b.key")) == \
+        [("ann",), ("bob",), ("dog",)]
+    assert rows(people, "MATCH (a:Animal)<--(b:Person) RETURN b.name") == [("CAT",)]
+    assert rows(people, "MATCH (a:Animal|Robot) RETURN a.key") == [("dog",)]
+    assert rows(people, "MATCH (a)-[r:LIKES]->(b) RETURN count(r)") == [(2,)]
+    assert rows(people, "MATCH (a)-[r {since: 2015}]->(b) RETURN a.key, r.since, type(r)") == \
+        [("bob", 2015, "KNOWS")]
+
+
+def test_digraph_input_and_undirected_store():
+    D = nx.DiGraph([(0, 1), (1, 2), (2, 0), (2, 2)])
+    g = GraphStore.from_networkx(D)
+    assert sorted(rows(g, "MATCH (a {key: 2})-->(b) RETURN b.key")) == [(0,), (2,)]
+    assert sorted(rows(g, "MATCH (a {key: 2})--(b) RETURN b.key")) == [(0,), (1,), (2,)]
+    U = GraphStore.from_networkx(nx.Graph([(0, 1), (1, 2), (2, 2)]))
+    # an undirected store matches every direction both ways; a self-loop counts once
+    assert sorted(rows(U, "MATCH (a {key: 1})-->(b) RETURN b.key")) == [(0,), (2,)]
+    assert sorted(rows(U, "MATCH (a {key: 2})<--(b) RETURN b.key")) == [(1,), (2,)]
+
+
+def test_variable_length_and_paths(people):
+    res = people.query("MATCH p=(a {key: 'ann'})-[:KNOWS*]->(b) RETURN p, length(p), b.key")
+    assert [r[1:] for r in res.rows] == [(1, "bob"), (2, "cat"), (3, "ann")]
+    assert res.rows[2][0] == {"nodes": ["ann", "bob", "cat", "ann"], "relationships": [0, 3, 5]}
+    assert rows(people, "MATCH (a {key: 'ann'})-[*0]->(b) RETURN b.key") == [("ann",)]
+    assert rows(people, "MATCH (a {key: 'dog'})<-[*2]-(b) RETURN b.key ORDER BY b.key") == \
+        [("ann",), ("ann",), ("bob",)]
+    # relationship uniqueness: ann-bob-ann would reuse edge 0
+    assert rows(people, "MATCH (a {key: 'ann'})-[r:KNOWS*2..2]-(b) RETURN b.key, size(r) "
+                        "ORDER BY b.key") == [("bob", 2), ("cat", 2)]
+    # a path walked backwards still lists its nodes in pattern order
+    res = people.query("MATCH p=(x)-[*2]->(y {key: 'dog'}) WHERE x.key = 'bob' RETURN p")
+    assert res.rows == [({"nodes": ["bob", "cat", "dog"], "relationships": [3, 4]},)]
+
+
+def test_unbounded_star_stops_at_max_hops_and_explicit_bound_is_checked(people):
+    long = GraphStore.from_networkx(nx.path_graph(30, create_using=nx.DiGraph))
+    r = long.query("MATCH (a {key: 0})-[*]->(b) RETURN max(b.key)", max_hops=7)
+    assert r.rows == [(7,)]
+    with pytest.raises(QueryError, match="max_hops"):
+        long.query("MATCH (a {key: 0})-[*..20]->(b) RETURN b", max_hops=7)
+
+
+def test_cycles_joins_and_cartesian(people):
+    assert sorted(rows(people, "MATCH (a)-->(b)-->(a) RETURN a.key, b.key")) == \
+        [("ann", "cat"), ("ann", "cat"), ("cat", "ann"), ("cat", "ann")]
+    assert rows(people, "MATCH (a {key: 'ann'}), (b:Animal) RETURN a.key, b.key") == \
+        [("ann", "dog")]
+    assert rows(people, "MATCH (a)-[:KNOWS]->(b), (b)-[:OWNS]->(c) RETURN a.key, c.key") == \
+        [("bob", "dog")]
+
+
+def test_where_expressions(people):
+    q = "MATCH (n) WHERE {} RETURN n.key ORDER BY n.key"
+    assert rows(people, q.format("n.age >= 25 AND n.age < 41")) == [("ann",), ("bob",)]
+    assert rows(people, q.format("n.name STARTS WITH 'C' OR n.name ENDS WITH 'OB'")) == \
+        [("bob",), ("cat",)]
+    assert rows(people, q.format("n.name CONTAINS 'O' XOR n.age > 20")) == \
+        [("ann",), ("cat",), ("dog",)]
+    assert rows(people, q.format("NOT n.age IN [3, 30]")) == [("bob",), ("cat",)]
+    assert rows(people, q.format("n.missing IS NULL AND n.age IS NOT NULL")) == \
+        [("ann",), ("bob",), ("cat",), ("dog",)]
+    assert rows(people, q.format("n.missing = 1 OR n.age % 2 = 1")) == [("bob",), ("cat",),
+                                                                           ("dog",)]
+    assert rows(people, q.format("(n.age + 5) / 2 = 17 OR toUpper(n.key) = 'DOG'")) == \
+        [("ann",), ("dog",)]
+    assert rows(people, q.format("n.key IN $keys"), keys=["bob", "dog"]) == [("bob",), ("dog",)]
+    assert rows(people, q.format("1 = 2")) == []
+    assert rows(people, "MATCH (n {key: 'ann'}) RETURN 7 / 2, -7 / 2, 7 % -2, 7.0 / 2, "
+                        "'a' + 1, [1] + [2], null + 1, coalesce(null, n.age), size('abc')") == \
+        [(3, -3, 1, 3.5, "a1", [1, 2], None, 30, 3)]
+    assert rows(people, "MATCH (n {key: 'ann'}) RETURN labels(n), id(n), n.key") == \
+        [(["Person"], 0, "ann")]
+
+
+def test_aggregates(people):
+    assert rows(people, "MATCH (n) RETURN count(*), count(n.missing), sum(n.age), avg(n.age), "
+                        "min(n.age), max(n.name), collect(n.age)") == \
+        [(4, 0, 99, 24.75, 3, "DOG", [30, 25, 41, 3])]
+    assert rows(people, "MATCH (a)-->(b) RETURN a.key AS k, count(*) AS c, "
+                        "count(DISTINCT b) AS d ORDER BY c DESC, k") == \
+        [("ann", 3, 2), ("cat", 2, 2), ("bob", 1, 1)]
+    assert rows(people, "MATCH (n:Nothing) RETURN count(*), sum(n.age), collect(n)") == \
+        [(0, 0, [])]
+    assert rows(people, "MATCH (n:Nothing) RETURN n.key, count(*)") == []
+    assert rows(people, "MATCH (n) RETURN count(*) * 2 + 1 AS x") == [(9,)]
+
+
+def test_distinct_order_skip_limit(people):
+    assert rows(people, "MATCH (a)-->(b) RETURN DISTINCT b.key ORDER BY b.key DESC") == \
+        [("dog",), ("cat",), ("bob",), ("ann",)]
+    assert rows(people, "MATCH (n) RETURN n.key ORDER BY n.age SKIP 1 LIMIT 2") == \
+        [("bob",), ("ann",)]
+    assert rows(people, "MATCH (n) RETURN n.key AS k ORDER BY k SKIP $s LIMIT $l",
+                s=3, l=10) == [("dog",)]
+    # nulls sort last ascending, first descending
+    assert rows(people, "MATCH (n) RETURN n.since ORDER BY n.missing, n.key LIMIT 1") == \
+        [(None,)]
+    assert rows(people, "MATCH (a)-[r]->(b) RETURN r.since ORDER BY r.since DESC LIMIT 2") == \
+        [(None,), (None,)]
+    assert rows(people, "MATCH (a)-[r]->(b) RETURN r.since ORDER BY r.since LIMIT 2") == \
+        [(2010,), (2015,)]
+    with pytest.raises(QueryError, match="not available"):
+        people.query("MATCH (n) RETURN DISTINCT n.key ORDER BY n.age")
+    with pytest.raises(QueryError, match="non-negative"):
+        people.query("MATCH (n) RETURN n LIMIT $l", {"l": -1})
+
+
+def test_result_api(people):
+    res = people.query("MATCH (a)-[r:KNOWS]->(b) RETURN a.key AS a, r, b.age ORDER BY a")
+    assert res.columns == ["a", "r", "b.age"] and len(res) == 3
+    assert list(res)[0] == {"a": "ann", "r": {"id": 0, "type": "KNOWS", "source": "ann",
+                                              "target": "bob"}, "b.age": 25}
+    table = res.to_arrow()
+    assert table.column_names == ["a", "r", "b.age"] and table.num_rows == 3
+    assert table.column("b.age").to_pylist() == [25, 41, 30]
+    assert res.stats["rows"] == 3 and res.stats["edges_scanned"] > 0 and res.stats["ms"] >= 0
+    mixed = people.query("MATCH (n) RETURN coalesce(n.missing, CASE_FREE) AS x"
+                         .replace(", CASE_FREE", ", n.age")).to_arrow()
+    assert mixed.column("x").to_pylist() == [30, 25, 41, 3]
+
+
+def test_explain_shows_index_and_pushdown(people, capsys):
+    plan = people.explain("MATCH (a:Person)-[:KNOWS]->(b {key: $k}) WHERE a.age > 3 "
+                          "AND b.age < 50 RETURN a LIMIT 2", {"k": "cat"})
+    assert "Scan b [index lookup key = $k]" in plan
+    assert plan.index("filter (b.age < 50)") < plan.index("Expand (b)<-")
+    assert "filter (a.age > 3)" in plan and "LIMIT pushed down" in plan
+    assert capsys.readouterr().out.strip() == plan.strip()
+    other = people.explain("MATCH (a:Animal)<--(b) WHERE b.name = 'CAT' RETURN b")
+    assert "label scan" in other
+
+
+def test_property_index_lookup(people):
+    assert rows(people, "MATCH (a:Person {name: 'BOB'})-->(b) RETURN b.key") == [("cat",)]
+    assert rows(people, "MATCH (a {age: 30.0}) RETURN a.key") == [("ann",)]
+    assert rows(people, "MATCH (a {age: true}) RETURN a.key") == []
+    people.add_node("eve", labels="Person", name="BOB")
+    assert sorted(rows(people, "MATCH (a {name: 'BOB'}) RETURN a.key")) == [("bob",), ("eve",)]
+
+
+def test_limit_pushdown_stops_early():
+    g = GraphStore.from_networkx(nx.path_graph(5000, create_using=nx.DiGraph))
+    res = g.query("MATCH (a)-->(b) RETURN a.key LIMIT 3")
+    assert res.rows == [(0,), (1,), (2,)]
+    assert res.stats["edges_scanned"] < 200
+
+
+# -- brute-force reference -------------------------------------------------------------------
+def reference_match(store, node_labels, rels):
+    """All matches of a chain pattern: tuples (n0, edges0, n1, edges1, ...)."""
+    src, dst, typ = store._src, store._dst, store._type
+    def steps(u, types, direction):
+        for e in range(len(src)):
+            if types and typ[e] not in types:
+                continue
+            if direction in ("out", "both") and src[e] == u:
+                yield e, dst[e]
+            if direction in ("in", "both") and dst[e] == u and \
+                    (direction == "in" or src[e] != dst[e]):
+                yield e, src[e]
+
+    def ok(i, labels):
+        return not labels or not set(labels).isdisjoint(store._labels[i])
+
+    out = []
+
+    def extend(pos, cur, used, assign):
+        if pos == len(rels):
+            out.append(tuple(assign))
+            return
+        types, direction, lo, hi = rels[pos]
+
+        def walk(u, path, used):
+            if lo <= len(path) and ok(u, node_labels[pos + 1]):
+                extend(pos + 1, u, used, assign + [tuple(path), u])
+            if len(path) == hi:
+                return
+            for e, v in steps(u, types, direction):
+                if e not in used:
+                    walk(v, path + [e], used | {e})
+        walk(cur, [], used)
+
+    for s in range(store.num_nodes):
+        if ok(s, node_labels[0]):
+            extend(0, s, frozenset(), [s])
+    return out
+
+
+def random_store(seed, n=6, m=11):
+    rng = np.random.default_rng(seed)
+    g = GraphStore(3)
+    for i in range(n):
+        g.add_node(i, labels=[("X",), ("Y",), ("X", "Y"), ()][rng.integers(4)],
+                   embedding=rng.standard_normal(3), v=int(rng.integers(0, 4)))
+    for _ in range(m):
+        g.add_edge(int(rng.integers(n)), int(rng.integers(n)), type=["A", "B"][rng.integers(2)])
+    return g
+
+
+pattern_rel = st.tuples(st.sampled_from([(), ("A",), ("B",), ("A", "B")]),
+                        st.sampled_from(["out", "in", "both"]),
+                        st.sampled_from([(1, 1, False), (0, 2, True), (1, 3, True),
+                                         (2, 2, True), (1, 1, True)]))
+
+
+def _query_text(labels, rels, where):
+    arrows = {"out": ("-", "->"), "in": ("<-", "-"), "both": ("-", "-")}
+    text = f"MATCH (n0{':' + '|'.join(labels[0]) if labels[0] else ''})"
+    for i, (types, direction, (lo, hi, var)) in enumerate(rels):
+        left, right = arrows[direction]
+        t = ":" + "|".join(types) if types else ""
+        hops = f"*{lo}..{hi}" if var else ""
+        lab = ":" + "|".join(labels[i + 1]) if labels[i + 1] else ""
+        text += f"{left}[r{i}{t}{hops}]{right}(n{i + 1}{lab})"
+    if where:
+        text += f" WHERE {where}"
+    ret = []
+    for i in range(len(rels) + 1):
+        ret.append(f"id(n{i})")
+        if i < len(rels):
+            ret.append(f"r{i}")
+    return text + " RETURN " + ", ".join(ret)
+
+
+def _normalise(row):
+    out = []
+    for v in row:
+        if isinstance(v, dict):
+            out.append((v["id"],))
+        elif isinstance(v, list):
+            out.append(tuple(d["id"] for d in v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.lists(pattern_rel, min_size=1, max_size=3),
+       st.lists(st.sampled_from([(), ("X",), ("Y",), ("X", "Y")]), min_size=4, max_size=4),
+       st.sampled_from([None, "n0.v > 1", "n1.v <= n0.v", "n0.v + n1.v = 3 OR n1.v = 0"]))
+def test_matches_brute_force_with_and_without_pushdown(seed, rels, labels, where):
+    g = random_store(seed)
+    labels = labels[:len(rels) + 1]
+    text = _query_text(labels, rels, where)
+    got = Counter(_normalise(r) for r in run_query(g, text).rows)
+    unpushed = Counter(_normalise(r) for r in run_query(g, text, pushdown=False).rows)
+    ref_rels = [(types, d, lo, hi) for types, d, (lo, hi, _) in rels]
+    expected = []
+    for m in reference_match(g, labels, ref_rels):
+        nodes = m[0::2]
+        if where is not None:
+            v = [g._props[i]["v"] for i in nodes]
+            env = {"n0.v": v[0], "n1.v": v[1]}
+            cond = {"n0.v > 1": lambda: env["n0.v"] > 1,
+                    "n1.v <= n0.v": lambda: env["n1.v"] <= env["n0.v"],
+                    "n0.v + n1.v = 3 OR n1.v = 0":
+                        lambda: env["n0.v"] + env["n1.v"] == 3 or env["n1.v"] == 0}[where]
+            if not cond():
+                continue
+        expected.append(tuple(x if i % 2 == 0 else tuple(x) for i, x in enumerate(m)))
+    assert got == Counter(expected) == unpushed
+
+
+# -- ATTEND -------------------------------------------------------------------------------------
+def beam_reference(store, start, hops, q, k, t, direction="out"):
+    """NumPy beam search: per partial path, softmax over its candidates, keep top k."""
+    X = store.features.astype(np.float64)
+    scale = 1.0 / (np.sqrt(X.shape[1]) * t)
+    src, dst = np.array(store._src), np.array(store._dst)
+    partial = [((start,), (), 1.0, ())]
+    for _ in range(hops):
+        nxt = []
+        for nodes, edges, score, ws in partial:
+            u = nodes[-1]
+            cand = [(e, dst[e]) for e in range(len(src)) if src[e] == u and e not in edges]
+            if direction == "both":
+                cand += [(e, src[e]) for e in range(len(src))
+                         if dst[e] == u and src[e] != dst[e] and e not in edges]
+            if not cand:
+                continue
+            qv = q if q is not None else X[nodes[0]]
+            logits = np.array([qv @ X[v] * scale for _, v in cand])
+            w = np.exp(logits - logits.max())
+            w /= w.sum()
+            for j in np.argsort(-w, kind="stable")[:k]:
+                e, v = cand[j]
+                nxt.append((nodes + (v,), edges + (e,), score * w[j], ws + (w[j],)))
+        partial = nxt
+    return partial
+
+
+@pytest.mark.parametrize("by_param", [True, False])
+@pytest.mark.parametrize("k, t", [(1, 1.0), (2, 0.5), (3, 2.0)])
+def test_attend_matches_numpy_beam_search(by_param, k, t):
+    rng = np.random.default_rng(7)
+    G = nx.gnm_random_graph(40, 240, seed=3, directed=True)
+    for i in G:
+        G.nodes[i]["embedding"] = rng.standard_normal(8)
+    g = GraphStore.from_networkx(G)
+    q = rng.standard_normal(8)
+    source = "$q" if by_param else "s"
+    text = (f"MATCH (s {{key: 0}})-->(a)-->(b)-->(c) ATTEND BY {source} TOP $k "
+            f"TEMPERATURE {t} RETURN a.key, b.key, c.key, score(a), score(c), score()")
+    res = g.query(text, {"q": q, "k": k})
+    ref = beam_reference(g, 0, 3, q if by_param else None, k, t)
+    got = {r[:3]: r[3:] for r in res.rows}
+    assert len(res.rows) == len(ref) == len(got)
+    for nodes, _, score, ws in ref:
+        sa, sc, total = got[nodes[1:]]
+        assert np.allclose([sa, sc, total], [ws[0], ws[2], score], rtol=1e-5)
+    totals = [r[5] for r in res.rows]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_attend_variable_length_and_where_filters_before_scoring():
+    rng = np.random.default_rng(1)
+    G = nx.gnm_random_graph(30, 150, seed=5, directed=True)
+    for i in G:
+        G.nodes[i]["embedding"] = rng.standard_normal(4)
+        G.nodes[i]["odd"] = i % 2 == 1
+    g = GraphStore.from_networkx(G)
+    q = rng.standard_normal(4)
+    var = g.query("MATCH (s {key: 0})-[*3]->(c) ATTEND BY $q TOP 2 RETURN c.key, score()",
+                  {"q": q})
+    fixed = g.query("MATCH (s {key: 0})-->()-->()-->(c) ATTEND BY $q TOP 2 "
+                    "RETURN c.key, score()", {"q": q})
+    a, b = sorted(var.rows), sorted(fixed.rows)
+    assert [r[0] for r in a] == [r[0] for r in b] and len(a) == 8
+    assert np.allclose([r[1] for r in a], [r[1] for r in b], rtol=1e-12)
+    # candidates failing WHERE are removed before the softmax
+    res = g.query("MATCH (s {key: 0})-->(a) WHERE a.odd ATTEND BY $q TOP 100 "
+                  "RETURN a.key, score(a)", {"q": q})
+    odd = [v for v in G.successors(0) if v % 2]
+    X = g.features.astype(np.float64)
+    w = np.exp(X[odd] @ q / 2.0)
+    w /= w.sum()
+    assert dict(res.rows) == pytest.approx(dict(zip(odd, w)))
+
+
+# -- limits and errors ---------------------------------------------------------------------------
+def test_limits_raise_with_stats():
+    g = GraphStore.from_networkx(nx.complete_graph(12, create_using=nx.DiGraph))
+    with pytest.raises(QueryLimitExceeded) as info:
+        g.query("MATCH (a)-[*1..4]->(b) RETURN count(*)", max_expansions=5000)
+    assert info.value.stats["edges_scanned"] > 5000
+    with pytest.raises(QueryLimitExceeded, match="timeout"):
+        g.query("MATCH (a)-[*1..6]->(b) RETURN count(*)", timeout=1e-4,
+                max_expansions=10**12)
+    for bad in ({"max_hops": 0}, {"max_expansions": -1}, {"timeout": 0}):
+        with pytest.raises(QueryError):
+            g.query("MATCH (a) RETURN a", **bad)
+
+
+@pytest.mark.parametrize("text, params, match", [
+    ("MATCH (a) RETURN b", {}, "unknown variable 'b'"),
+    ("MATCH (a) WHERE c.x = 1 RETURN a", {}, "unknown variable 'c'"),
+    ("MATCH (a) RETURN frobnicate(a)", {}, r"unknown function frobnicate\(\)"),
+    ("MATCH (a) WHERE count(*) > 1 RETURN a", {}, "not allowed in WHERE"),
+    ("MATCH (a) RETURN count(count(a))", {}, "nested"),
+    ("MATCH (a) RETURN size(a.x, 1)", {}, "argument"),
+    ("MATCH (a {key: $k}) RETURN a", {}, r"missing parameter.*\$k"),
+    ("MATCH (a) ATTEND BY $q RETURN a", {"q": "text"}, "vector"),
+    ("MATCH (a)-->(b) ATTEND BY $q RETURN a", {"q": [1.0, 2.0]}, "width"),
+    ("MATCH (a)-->(b) ATTEND BY $q RETURN a", {"q": [1.0, np.nan, 0, 0]}, "NaN"),
+    ("MATCH (a)-->(b) ATTEND BY $q TOP $k RETURN a", {"q": [1, 0, 0, 0], "k": 0}, "positive"),
+    ("MATCH (a)-->(b) ATTEND BY $q TEMPERATURE 0 RETURN a", {"q": [1, 0, 0, 0]}, "TEMPERATURE"),
+    ("MATCH (a)-[r]->(b) ATTEND BY r RETURN a", {}, "not a node variable"),
+    ("MATCH (a) RETURN score(a)", {}, "only defined"),
+    ("MATCH (a)-[r]->(b), (c)-[r]->(d) RETURN a", {}, "bound twice"),
+    ("MATCH (a)-[a]->(b) RETURN a", {}, "both as a node"),
+    ("MATCH (a) RETURN a.x AS y, a.z AS y", {}, "duplicate"),
+    ("MATCH (a) WHERE a.age RETURN a", {}, "boolean"),
+    ("MATCH (a) RETURN a.age / 0", {}, "division by zero"),
+    ("MATCH (a) RETURN a.name - 1", {}, "cannot apply"),
+    ("MATCH (a) RETURN a", [1], "dict"),
+])
+def test_error_paths(people, text, params, match):
+    with pytest.raises(QueryError, match=match):
+        people.query(text, params)
+
+
+def test_graph_without_embeddings_cannot_attend():
+    g = GraphStore.from_networkx(nx.path_graph(3, create_using=nx.DiGraph))
+    with pytest.raises(QueryError, match="embeddings"):
+        g.query("MATCH (a)-->(b) ATTEND BY $q RETURN b", {"q": [1.0]})
