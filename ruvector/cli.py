@@ -58,6 +58,21 @@ def _bench_graph(args):
               f"  PyG best fwd {best:8.3f} ms")
 
 
+def _bench_query(args):
+    from .benchmarks.query import run
+    result = run(grand_cypher=not args.no_grand_cypher)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    a, f = result["attend_3hop"], result["filter_2hop"]
+    print(f"3-hop ATTEND TOP 10, {a['nodes']:,} nodes x out-degree {a['out_degree']}: "
+          f"median {a['median_ms']} ms (p90 {a['p90_ms']} ms, cold {a['cold_ms']} ms), "
+          f"{a['rows']} rows")
+    gc = f.get("grand_cypher_ms", f.get("grand_cypher", "skipped"))
+    print(f"2-hop + WHERE, {f['nodes']:,} nodes: {f['ruvector_ms']} ms, grand-cypher {gc} ms"
+          + (f" ({f['speedup']}x, same rows: {f['same_rows']})" if "speedup" in f else ""))
+
+
 def _progress(total, quiet, desc):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="vec", disable=quiet or not sys.stderr.isatty())
@@ -127,8 +142,9 @@ def _index_info(args):
 
 
 def _demo(args):
-    from .demo import run_demo
+    from .demo import run_demo, run_graph_demo
     run_demo()
+    run_graph_demo()
 
 
 def build_parser():
@@ -149,6 +165,10 @@ def build_parser():
     gr = bench_sub.add_parser("graph", help="GAT / GIN / SAGE vs PyTorch Geometric")
     gr.add_argument("--json", action="store_true", help="print the raw JSON result")
     gr.set_defaults(func=_bench_graph)
+    bq = bench_sub.add_parser("query", help="graph queries: ATTEND latency, 2-hop vs grand-cypher")
+    bq.add_argument("--json", action="store_true", help="print the raw JSON result")
+    bq.add_argument("--no-grand-cypher", action="store_true", help="skip the slow baseline")
+    bq.set_defaults(func=_bench_query)
 
     index = sub.add_parser("index", help="build, query and inspect vector stores")
     isub = index.add_subparsers(dest="action", required=True)
@@ -177,6 +197,9 @@ def build_parser():
     info = isub.add_parser("info", help="print a store's manifest summary")
     info.add_argument("store")
     info.set_defaults(func=_index_info)
+
+    from .graph.cli import register as register_graph
+    register_graph(sub)
 
     demo = sub.add_parser("demo", help="build and query a store on built-in data")
     demo.set_defaults(func=_demo)

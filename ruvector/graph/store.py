@@ -35,6 +35,7 @@ class GraphStore:
         self._labels, self._props, self._emb = [], [], []
         self._src, self._dst, self._type, self._weight = [], [], [], []
         self._efeat, self._eprops = [], []
+        self._efeat_dim = None               # width of edge features (None until the first)
         self._cache = {}
 
     # -- nodes ----------------------------------------------------------------------------
@@ -137,9 +138,11 @@ class GraphStore:
         if not np.isfinite(w):
             raise InvalidInput(f"edge weight must be finite, got {weight!r}")
         feat = None if feature is None else as_array(feature, "feature", ndim=1)
-        width = next((f.shape[0] for f in self._efeat if f is not None), None)
+        width = self._efeat_dim
         if feat is not None and width is not None and feat.shape[0] != width:
             raise DimensionMismatch(f"edge feature width {feat.shape[0]} != {width}")
+        if feat is not None:
+            self._efeat_dim = feat.shape[0]
         self._src.append(s)
         self._dst.append(t)
         self._type.append(None if type is None else str(type))
@@ -150,7 +153,24 @@ class GraphStore:
         return len(self._src) - 1
 
     def add_edges(self, edges, *, type=None):
-        """Bulk add of (source, target) or (source, target, attrs-dict) tuples."""
+        """Bulk add of (source, target) or (source, target, attrs-dict) tuples (a (E, 2)
+        array of keys works too); returns nothing.  Plain pairs take a fast path."""
+        edges = list(edges)
+        if all(len(edge) == 2 for edge in edges):
+            try:
+                src = [self._index[edge[0]] for edge in edges]
+                dst = [self._index[edge[1]] for edge in edges]
+            except (KeyError, TypeError) as exc:
+                raise NotFound(f"edge endpoint {exc.args[0]!r} is not in the graph") from None
+            n = len(edges)
+            self._src += src
+            self._dst += dst
+            self._type += [None if type is None else str(type)] * n
+            self._weight += [1.0] * n
+            self._efeat += [None] * n
+            self._eprops += [{} for _ in range(n)]
+            self._cache.clear()
+            return
         for edge in edges:
             attrs = dict(edge[2]) if len(edge) > 2 else {}
             attrs.setdefault("type", type)
@@ -170,6 +190,7 @@ class GraphStore:
         for name in ("_src", "_dst", "_type", "_weight", "_efeat", "_eprops"):
             lst = getattr(self, name)
             setattr(self, name, [lst[e] for e in keep])
+        self._efeat_dim = next((f.shape[0] for f in self._efeat if f is not None), None)
         self._cache.clear()
 
     def edge(self, edge_id):
@@ -363,7 +384,7 @@ class GraphStore:
         for key in self._keys:
             if isinstance(key, bool) or not isinstance(key, (str, int)):
                 raise InvalidInput(f"only str and int node keys can be saved, got {key!r}")
-        width = next((f.shape[0] for f in self._efeat if f is not None), 0)
+        width = self._efeat_dim or 0
         nodes = pa.table({
             "key_str": [k if isinstance(k, str) else None for k in self._keys],
             "key_int": [k if isinstance(k, int) else None for k in self._keys],

@@ -1,4 +1,5 @@
-"""Reading vectors for the CLI: Parquet, Arrow IPC (.arrow / .feather / .ipc) or .npy."""
+"""Reading tables and vectors for the CLI: Parquet, Arrow IPC (.arrow / .feather / .ipc),
+CSV or .npy."""
 import os
 
 import numpy as np
@@ -6,11 +7,11 @@ import pyarrow as pa
 
 from ..errors import InvalidInput, StorageError
 
-TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
+TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".csv")
 
 
 def read_table(path):
-    """A pyarrow Table from a Parquet or Arrow IPC file."""
+    """A pyarrow Table from a Parquet, Arrow IPC or CSV file."""
     suffix = os.path.splitext(str(path))[1].lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -19,6 +20,9 @@ def read_table(path):
         if suffix in (".arrow", ".feather", ".ipc"):
             import pyarrow.feather as feather
             return feather.read_table(path)
+        if suffix == ".csv":
+            import pyarrow.csv as pcsv
+            return pcsv.read_csv(path)
     except (OSError, pa.ArrowException) as exc:
         raise StorageError(f"cannot read {path}: {exc}") from None
     raise InvalidInput(f"{path}: unsupported file type {suffix!r} "

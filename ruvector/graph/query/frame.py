@@ -89,7 +89,7 @@ class Evaluator:
             return self._paths(e.name, f)
         col = self._slot(e.name, f)
         if kind == "node":
-            return self.view.keys[col]
+            return self.view.key_column[col]
         if kind == "rel":
             return V.column([self.view.relationship(x) for x in col])
         return V.column([[self.view.relationship(x) for x in row if x >= 0] for row in col])

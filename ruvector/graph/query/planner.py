@@ -47,14 +47,14 @@ class Expand:
     filters: list = field(default_factory=list)
 
     def describe(self):
-        arrow = {"out": "-->", "in": "<--", "both": "--"}[self.direction]
+        left, right = {"out": ("-", "->"), "in": ("<-", "-"), "both": ("-", "-")}[self.direction]
         hops = ""
         if self.rel.var_length:
             hops = f"*{self.rel.min_hops}..{'' if self.rel.max_hops is None else self.rel.max_hops}"
         types = ":" + "|".join(self.rel.types) if self.rel.types else ""
         into = " (join on bound node)" if self.dst_bound else ""
         att = " ATTEND top-k" if self.attend else ""
-        return (f"Expand ({self.src}){arrow[:2]}[{self.rel_slot}{types}{hops}]{arrow[2:]}"
+        return (f"Expand ({self.src}){left}[{self.rel_slot}{types}{hops}]{right}"
                 f"({self.dst}{_labels(self.node.labels)}){into}{att}" + _filters(self.filters))
 
 

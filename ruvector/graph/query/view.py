@@ -19,7 +19,8 @@ class GraphView:
         self.store = store
         self.num_nodes = store.num_nodes
         self.directed = store.directed
-        self.keys = _object_array(store._keys)
+        self.keys = _object_array(store._keys)         # Python values, for results
+        self.key_column = V.narrow(self.keys.copy())    # int64 when every key is an int
         self.src = np.asarray(store._src, dtype=np.int64)
         self.dst = np.asarray(store._dst, dtype=np.int64)
         self.edge_types = _object_array(store._type)
@@ -86,7 +87,7 @@ class GraphView:
     def node_property(self, key):
         """Column of property ``key`` over all nodes (``key`` itself is the node key)."""
         if key == "key":
-            return self.keys
+            return self.key_column
         return self._cached(("nprop", key),
                             lambda: V.narrow(_object_array([p.get(key)
                                                             for p in self.store._props])))
