@@ -232,13 +232,18 @@ def constant(value, n):
     return column([value] * n)
 
 
+def object_array(values):
+    """1-D object array of the values (element-wise: a list stays one value)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
 def column(values):
     """Object column from a Python sequence, narrowed to a numeric dtype when it is one kind
     of number/bool with no null."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):       # element-wise: lists stay single values
-        out[i] = v
-    return narrow(out)
+    return narrow(object_array(values))
 
 
 def narrow(arr):

@@ -7,23 +7,16 @@ from ...errors import QueryError
 from . import values as V
 
 
-def _object_array(items):
-    out = np.empty(len(items), dtype=object)
-    for i, v in enumerate(items):
-        out[i] = v
-    return out
-
-
 class GraphView:
     def __init__(self, store):
         self.store = store
         self.num_nodes = store.num_nodes
         self.directed = store.directed
-        self.keys = _object_array(store._keys)         # Python values, for results
+        self.keys = V.object_array(store._keys)         # Python values, for results
         self.key_column = V.narrow(self.keys.copy())    # int64 when every key is an int
         self.src = np.asarray(store._src, dtype=np.int64)
         self.dst = np.asarray(store._dst, dtype=np.int64)
-        self.edge_types = _object_array(store._type)
+        self.edge_types = V.object_array(store._type)
         self._cache = {}
 
     @classmethod
@@ -89,7 +82,7 @@ class GraphView:
         if key == "key":
             return self.key_column
         return self._cached(("nprop", key),
-                            lambda: V.narrow(_object_array([p.get(key)
+                            lambda: V.narrow(V.object_array([p.get(key)
                                                             for p in self.store._props])))
 
     def edge_property(self, key):
@@ -99,7 +92,7 @@ class GraphView:
                 return np.asarray(self.store._weight, dtype=np.float64)
             if key == "type":
                 return self.edge_types
-            return V.narrow(_object_array([p.get(key) for p in self.store._eprops]))
+            return V.narrow(V.object_array([p.get(key) for p in self.store._eprops]))
         return self._cached(("eprop", key), build)
 
     def lookup(self, key, value):
