@@ -407,6 +407,8 @@ def test_limits_raise_with_stats():
     ("MATCH (a)-->(b) ATTEND BY $q TEMPERATURE 0 RETURN a", {"q": [1, 0, 0, 0]}, "TEMPERATURE"),
     ("MATCH (a)-[r]->(b) ATTEND BY r RETURN a", {}, "not a node variable"),
     ("MATCH (a) RETURN score(a)", {}, "only defined"),
+    ("MATCH (a)-->(b) ATTEND BY $q RETURN count(*) ORDER BY score()", {"q": [1, 0, 0, 0]},
+     "after aggregation"),
     ("MATCH (a)-[r]->(b), (c)-[r]->(d) RETURN a", {}, "bound twice"),
     ("MATCH (a)-[a]->(b) RETURN a", {}, "both as a node"),
     ("MATCH (a) RETURN a.x AS y, a.z AS y", {}, "duplicate"),

@@ -182,10 +182,13 @@ class Evaluator:
         return self.view.edge_types[self._graph_arg(e, f, ("rel",))[1]]
 
     def _fn_score(self, e, f):
-        if not e.args:
-            return f.weights[TOTAL]
-        self._graph_arg(e, f, ("node", "rel"))
-        return f.weights[e.args[0].name]
+        name = TOTAL if not e.args else e.args[0].name
+        if e.args:
+            self._graph_arg(e, f, ("node", "rel"))
+        if name not in f.weights:
+            raise QueryError("score() is not available after aggregation or DISTINCT; "
+                             "return it as a column first")
+        return f.weights[name]
 
     def _fn_length(self, e, f):
         arg = e.args[0]
