@@ -30,6 +30,9 @@ _LAZY = {
     "VectorStore": "ruvector.index.store",
     "AttentionReranker": "ruvector.index.rerank",
     "AttentionDistance": "ruvector.index.distance",
+    **{name: "ruvector.attention.training" for name in (
+        "SGD", "Adam", "AdamW", "StepLR", "CosineLR", "LinearWarmup", "clip_grad_norm", "EWC",
+        "save_checkpoint", "load_checkpoint")},
 }
 
 

@@ -73,11 +73,6 @@ def _bench_query(args):
           + (f" ({f['speedup']}x, same rows: {f['same_rows']})" if "speedup" in f else ""))
 
 
-def _progress(total, quiet, desc):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="vec", disable=quiet or not sys.stderr.isatty())
-
-
 def _index_build(args):
     from .index import VectorStore
     from .index.io import read_vectors
@@ -92,7 +87,8 @@ def _index_build(args):
     store = VectorStore(vectors.shape[1], args.metric, M=args.M,
                         ef_construction=args.ef_construction, capacity=max(len(vectors), 1))
     chunk = 10_000
-    with _progress(len(vectors), args.quiet, "indexing") as bar:
+    from ._progress import progress
+    with progress(total=len(vectors), desc="indexing", enabled=not args.quiet, unit="vec") as bar:
         for start in range(0, len(vectors), chunk):
             stop = min(start + chunk, len(vectors))
             store.add(vectors[start:stop], None if ids is None else ids[start:stop],

@@ -115,6 +115,59 @@ class GNN(Module):
                 g = g[0]
         return g
 
+    def train_step(self, graph, targets, mask=None, *, loss="mse", optimizer, x=None,
+                   max_grad_norm=None):
+        """One optimisation step on the whole graph; returns the loss.
+
+        ``graph``: a GraphStore (features from its embeddings unless ``x`` is given), an
+        edge_index or a CSRGraph (then ``x`` is required).  ``loss``: "mse" (targets (N, out)
+        floats) or "cross_entropy" (targets (N,) class ids, outputs are logits); ``mask``
+        (N,) bool selects the nodes that count (semi-supervised).  Training mode is on
+        during the step (dropout active).
+        """
+        from ..attention.training import clip_grad_norm, cross_entropy, mse_loss
+        losses = {"mse": mse_loss, "cross_entropy": cross_entropy}
+        if loss not in losses:
+            raise InvalidConfig(f"loss must be one of {sorted(losses)}, got {loss!r}")
+        x = _features_and_graph(graph, x)
+        self.train()
+        optimizer.zero_grad()
+        out = self.forward(x, graph)
+        value, grad = losses[loss](out, targets, mask)
+        self.backward(grad)
+        if max_grad_norm is not None:
+            clip_grad_norm(self, max_grad_norm)
+        optimizer.step()
+        self.eval()
+        return value
+
+    def fit(self, graph, targets, mask=None, *, epochs, loss="mse", optimizer, x=None,
+            scheduler=None, max_grad_norm=None, progress=True):
+        """``epochs`` full-graph :meth:`train_step` calls (stepping ``scheduler`` after each);
+        returns the loss history."""
+        from .._progress import progress as progress_bar
+        history = []
+        for _ in progress_bar(range(positive_int(epochs, "epochs")), desc="train",
+                              enabled=progress, unit="epoch"):
+            history.append(self.train_step(graph, targets, mask, loss=loss, optimizer=optimizer,
+                                           x=x, max_grad_norm=max_grad_norm))
+            if scheduler is not None:
+                scheduler.step()
+        return history
+
+    def predict(self, graph, x=None):
+        """Outputs in inference mode (dropout off)."""
+        self.eval()
+        return self.forward(_features_and_graph(graph, x), graph)
+
+
+def _features_and_graph(graph, x):
+    if x is None:
+        x = getattr(graph, "features", None)
+        if x is None:
+            raise InvalidInput("pass x= (node features) when the graph is not a GraphStore")
+    return x
+
 
 class AttentionalPooling(Module):
     """Gated attention pooling (Li et al. 2016; PyG ``AttentionalAggregation``):

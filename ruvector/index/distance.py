@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._validate import as_array, positive_int
-from ..errors import DimensionMismatch
+from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.module import Module, glorot_uniform, make_rng
 
 
@@ -81,6 +81,56 @@ class AttentionDistance(Module):
         q = self._inputs(queries, "queries").reshape(-1, self.dim)
         return np.ascontiguousarray(((q @ self.w_q) @ self.w_k.T) * self._c, dtype=np.float32)
 
+    def fit(self, anchors, positives, *, negatives=None, store=None, epochs=10, lr=1e-2,
+            batch_size=64, temperature=0.1, hard_negatives=0, optimizer="adam", seed=0,
+            progress=True):
+        """Train the projections with InfoNCE so that similarity(anchor_i, positive_i) beats
+        the other candidates; returns the mean loss per epoch.
+
+        Candidates of a batch: every positive in the batch (in-batch negatives) plus the
+        negatives of every anchor in the batch — ``negatives`` (n, K, dim) given, and with
+        ``store`` (a VectorStore over the same space) the ``hard_negatives`` nearest stored
+        items of each anchor that are not its positive (mined once, before training).
+        Loss per batch: mean_i -log softmax_j(similarity(a_i, c_j) / temperature)[i].
+        Adam (or "sgd") with learning rate ``lr``; batches shuffled by ``seed``.
+        """
+        from .._progress import progress as progress_bar
+        from ..attention.training import SGD, Adam, cross_entropy
+        A = self._inputs(anchors, "anchors").reshape(-1, self.dim)
+        P = self._inputs(positives, "positives").reshape(-1, self.dim)
+        if A.shape != P.shape:
+            raise DimensionMismatch(f"anchors {A.shape} and positives {P.shape} differ")
+        N = None if negatives is None else \
+            as_array(negatives, "negatives", dtype=self.dtype, ndim=3)
+        if N is not None and (N.shape[0] != len(A) or N.shape[2] != self.dim):
+            raise DimensionMismatch(f"negatives {N.shape} must be ({len(A)}, K, {self.dim})")
+        if store is not None and int(hard_negatives) > 0:
+            hard = _mine_hard_negatives(store, A, P, int(hard_negatives))
+            N = hard if N is None else np.concatenate([N, hard], axis=1)
+        epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
+        if not (temperature > 0):
+            raise InvalidConfig(f"temperature must be positive, got {temperature!r}")
+        opt = Adam(self, lr=lr) if optimizer == "adam" else SGD(self, lr=lr, momentum=0.9)
+        rng = make_rng(seed)
+        history = []
+        for _ in progress_bar(range(epochs), desc="fit", enabled=progress, unit="epoch"):
+            order = rng.permutation(len(A))
+            losses = []
+            for start in range(0, len(A), batch_size):
+                idx = order[start:start + batch_size]
+                if len(idx) < 2 and N is None:
+                    continue
+                cand = P[idx] if N is None else np.concatenate([P[idx], N[idx].reshape(-1, self.dim)])
+                opt.zero_grad()
+                logits = self.pairwise(A[idx], cand) / temperature
+                loss, d_logits = cross_entropy(logits, np.arange(len(idx)))
+                self.backward(d_logits / temperature)
+                opt.step()
+                losses.append(loss)
+            history.append(float(np.mean(losses)) if losses else float("nan"))
+        self._cache = None
+        return history
+
     def backward(self, grad):
         """Gradients (dA, dB) of the last :meth:`pairwise`; accumulates ``grads``."""
         a2, b2, pa, pb = self._require_cache(self._cache)
@@ -92,3 +142,19 @@ class AttentionDistance(Module):
         self._grads["w_q"] += a2.T @ d_pa
         self._grads["w_k"] += b2.T @ d_pb
         return d_pa @ self.w_q.T, d_pb @ self.w_k.T
+
+
+def _mine_hard_negatives(store, anchors, positives, k):
+    """(n, k, dim): the k stored items nearest each anchor, skipping its positive (any item
+    within 1e-6 relative distance of it)."""
+    res = store.search(anchors, k + 1)
+    out = np.empty((len(anchors), k, anchors.shape[1]), anchors.dtype)
+    for i, ids in enumerate(res.ids):
+        vecs = store.get(ids[ids >= 0])
+        same = np.linalg.norm(vecs - positives[i], axis=1) <= 1e-6 * (
+            np.linalg.norm(positives[i]) + 1e-12)
+        vecs = vecs[~same][:k]
+        if len(vecs) < k:
+            raise InvalidInput(f"the store holds fewer than {k} negatives for anchor {i}")
+        out[i] = vecs
+    return out

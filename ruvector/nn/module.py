@@ -1,4 +1,8 @@
-"""Module base: named parameters, gradients and state dicts (shape-checked)."""
+"""Module base: named parameters, gradients, state dicts (shape-checked) and the
+constructor config that rebuilds a module (checkpoints)."""
+import functools
+import inspect
+
 import numpy as np
 
 from .._validate import float_dtype
@@ -15,6 +19,31 @@ class Module:
     Parameters live in the module's compute ``dtype`` (float32 by default; float64 is there
     for gradient checks and for users who want it).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """Record the arguments of the outermost constructor call (see :meth:`config`)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if "_init_args" not in self.__dict__:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                self.__dict__["_init_args"] = dict(list(bound.arguments.items())[1:])
+            init(self, *args, **kw)
+        cls.__init__ = recording_init
+
+    def config(self):
+        """JSON-able description that rebuilds this module (class path and constructor
+        arguments; sub-modules nested, random generators as None since weights come from the
+        state dict).  Raises InvalidConfig for arguments JSON cannot hold."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "args": {k: _config_value(v, k) for k, v in
+                         self.__dict__.get("_init_args", {}).items()}}
 
     def __init__(self, dtype=np.float32):
         self.dtype = float_dtype(dtype)
@@ -117,3 +146,53 @@ def make_rng(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def _config_value(value, name):
+    if isinstance(value, Module):
+        return {"__module__": value.config()}
+    if isinstance(value, np.random.Generator):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_config_value(v, name) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _config_value(v, name) for k, v in value.items()}
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return {"__dtype__": np.dtype(value).name}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise InvalidConfig(f"constructor argument {name}={value!r} cannot be stored in a config")
+
+
+def from_config(config):
+    """Rebuild a module from :meth:`Module.config` (classes under ``ruvector.`` only)."""
+    import importlib
+    try:
+        path = config["class"]
+        args = config["args"]
+        module_name, _, qualname = path.rpartition(".")
+        if not module_name.startswith("ruvector."):
+            raise InvalidConfig(f"refusing to build {path!r}: not a ruvector class")
+        cls = getattr(importlib.import_module(module_name), qualname)
+    except (KeyError, TypeError, ValueError, ImportError, AttributeError) as exc:
+        raise InvalidConfig(f"bad module config: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise InvalidConfig(f"{path!r} is not a Module")
+    try:
+        return cls(**{k: _decode(v) for k, v in args.items()})
+    except TypeError as exc:
+        raise InvalidConfig(f"cannot rebuild {path}: {exc}") from None
+
+
+def _decode(value):
+    if isinstance(value, dict) and set(value) == {"__module__"}:
+        return from_config(value["__module__"])
+    if isinstance(value, dict) and set(value) == {"__dtype__"}:
+        return np.dtype(value["__dtype__"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    return value
