@@ -109,7 +109,7 @@ def test_ewc_keeps_task_a_better_than_plain_fine_tuning():
         def grad_fn(i):
             _, g = cross_entropy(model.forward(XA[i:i + 1]), yA[i:i + 1])
             model.backward(g)
-        fisher = ewc.consolidate(range(0, 400, 4), grad_fn, progress_bar=False)
+        fisher = ewc.consolidate(range(0, 400, 4), grad_fn, progress=False)
         assert all(np.all(f >= 0) for f in fisher.values()) and ewc.penalty() == 0.0
         train(model, XB, yB, 200, ewc=ewc if lam else None)
         results[lam] = (acc_a_before, accuracy(model, XA, yA), accuracy(model, XB, yB))
@@ -125,7 +125,7 @@ def test_ewc_penalty_gradient_matches_finite_differences():
     rng = np.random.default_rng(2)
     X, y = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
     ewc.consolidate(range(8), lambda i: model.backward(
-        cross_entropy(model.forward(X[i:i + 1]), y[i:i + 1])[1]), progress_bar=False)
+        cross_entropy(model.forward(X[i:i + 1]), y[i:i + 1])[1]), progress=False)
     model.weight[...] += rng.standard_normal(model.weight.shape)
     model.zero_grad()
     ewc.apply()

@@ -10,7 +10,7 @@ to the module's gradients.
 """
 import numpy as np
 
-from ..._progress import progress
+from ..._progress import progress as progress_iter
 from ...errors import InvalidConfig, InvalidInput
 
 
@@ -22,14 +22,14 @@ class EWC:
             raise InvalidConfig(f"lam must be >= 0 and finite, got {lam!r}")
         self.tasks = []            # [(fisher dict, anchor dict)]
 
-    def consolidate(self, batches, grad_fn, *, progress_bar=True):
+    def consolidate(self, batches, grad_fn, *, progress=True):
         """Estimate the Fisher on ``batches``: for each, the module's gradients are zeroed
         and ``grad_fn(batch)`` must fill them (forward + loss + backward).  Returns the
         Fisher dict; the current parameters become theta* for this task."""
         fisher = {n: np.zeros_like(p, dtype=np.float64)
                   for n, p in self.module.parameters().items()}
         count = 0
-        for batch in progress(batches, desc="fisher", enabled=progress_bar):
+        for batch in progress_iter(batches, desc="fisher", enabled=progress):
             self.module.zero_grad()
             grad_fn(batch)
             for name, g in self.module.grads.items():
