@@ -39,6 +39,7 @@ class AttentionContext:
     has_mask: bool
     causal: bool
     scale: float
+    window: int
     drop_p: float
     seed: int
 
@@ -58,8 +59,12 @@ def _plan(B, H, Lq, Lk, D, Dv):
     return W > 1, W
 
 
-def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, seed=0):
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, seed=0,
+                      window=-1):
     """Fused forward on 4-D arrays; returns ``(out (B,H,Lq,Dv), AttentionContext, finite)``.
+
+    ``window >= 0`` restricts every query i to the band of keys |i - j| <= window (only the
+    key tiles that meet the band are computed: the windowed fast path of sparse attention).
 
     ``mask`` is None or a boolean array broadcastable to (B, H, Lq, Lk).  The dtype of
     ``q`` is the compute dtype; ``lse`` (B, H, Lq) is saved for the backward.
@@ -81,14 +86,15 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     o = np.empty((nkc, B, H, Lq, Dv), dtype=q.dtype)
     lse = np.empty((nkc, B, H, Lq), dtype=q.dtype)
     poison = np.zeros(W, dtype=q.dtype)
-    args = (q, k, v, mask4, has_mask, bool(causal), dt(scale), float(drop_p), int(seed),
+    args = (q, k, v, mask4, has_mask, bool(causal), int(window), dt(scale), float(drop_p),
+            int(seed),
             nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv)), q.dtype),
             np.empty((W, dense.KT), np.int32), poison)
     with _blas_guard(parallel or Lq >= dense.SMALL_Q):
         (dense.forward_parallel if parallel else dense.forward_serial)(*args)
     out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
-                           float(drop_p), int(seed))
+                           int(window), float(drop_p), int(seed))
     return out, ctx, not np.isnan(poison.sum())
 
 
@@ -119,7 +125,7 @@ def attention_backward(ctx, dout):
     dq = np.empty((nkc, B, H, Lq, D), q.dtype)
     dk = np.zeros((nqc, B, H, Lk, D), q.dtype)
     dv = np.zeros((nqc, B, H, Lk, Dv), q.dtype)
-    args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal,
+    args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
             np.empty((W, dense.backward_scratch_size(D, Dv)), q.dtype),
             np.empty((W, dense.KT), np.int32))
@@ -133,7 +139,7 @@ def attention_weights(ctx):
     q, k = ctx.q, ctx.k
     B, H, Lq, _ = q.shape
     out = np.empty((B, H, Lq, k.shape[2]), q.dtype)
-    dense.attention_weights(q, k, ctx.lse, ctx.mask, ctx.has_mask, ctx.causal,
+    dense.attention_weights(q, k, ctx.lse, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
                             ctx.scale, out)
     return out
 

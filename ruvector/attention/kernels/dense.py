@@ -56,11 +56,17 @@ def keep_bit(seed, b, h, i, j, H, Lq, Lk, drop_p):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _masked_scores(S, mask, has_mask, causal, b, h, i0, jt):
-    """Set disallowed entries of the score tile S (rows i0.., keys jt..) to -inf."""
+def _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt):
+    """Set disallowed entries of the score tile S (rows i0.., keys jt..) to -inf: the mask,
+    causal (j > i) and, with window >= 0, the band |i - j| > window."""
     nq, nk = S.shape
     ninf = -np.inf
     for r in range(nq):
+        if window >= 0:
+            for c in range(0, min(nk, max(0, i0 + r - window - jt))):
+                S[r, c] = ninf
+            for c in range(max(0, i0 + r + window + 1 - jt), nk):
+                S[r, c] = ninf
         if has_mask:
             for c in range(nk):
                 if not mask[b, h, i0 + r, jt + c]:
@@ -158,7 +164,7 @@ def _accumulate_tn(P, X, out, T):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _forward_task(q, k, v, mask, has_mask, causal, scale, drop_p, seed,
+def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                   b, h, i0, i1, j0, j1, out_o, out_lse, qs, sbuf, pbuf, acc, tmp, m, l, ibuf):
     """Online-softmax attention of query rows i0:i1 over keys j0:j1 of (b, h).
 
@@ -177,16 +183,21 @@ def _forward_task(q, k, v, mask, has_mask, causal, scale, drop_p, seed,
         m[r] = -np.inf
         l[r] = 0
     jend = min(j1, i1) if causal else j1
+    jstart = j0
+    if window >= 0:                    # band: keys i0 - window .. i1 - 1 + window
+        jstart = max(j0, i0 - window)
+        jend = min(jend, i1 + window)
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
-    for jt in range(j0, jend, KT):
+    for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
         S = sbuf[:nq * nk].reshape((nq, nk))
         P = pbuf[:nq * nk].reshape((nq, nk))
         _scores(Qs, k[b, h, jt:je], S)
         poison += _poison(S)
-        if has_mask or (causal and je - 1 > i0):
-            _masked_scores(S, mask, has_mask, causal, b, h, i0, jt)
+        if has_mask or (causal and je - 1 > i0) or (
+                window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window)):
+            _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt)
         for r in range(nq):
             row = S[r]
             rmax = m[r]
@@ -230,7 +241,7 @@ def forward_scratch_size(D, Dv):
 
 
 @njit(cache=True)
-def _forward_worker(w, W, q, k, v, mask, has_mask, causal, scale, drop_p, seed,
+def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                     nkc, kchunk, o, lse, fscratch, iscratch, poison):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
@@ -254,14 +265,14 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, scale, drop_p, seed,
         i1 = min(i0 + QB, Lq)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
-        poison[w] += _forward_task(q, k, v, mask, has_mask, causal, scale, drop_p, seed,
+        poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                                    b, h, i0, i1, j0, j1, o[kc, b, h, i0:i1],
                                    lse[kc, b, h, i0:i1], qs, sbuf, pbuf, acc, tmp, m, l,
                                    iscratch[w])
 
 
 @njit(cache=True, parallel=True)
-def forward_parallel(q, k, v, mask, has_mask, causal, scale, drop_p, seed, nkc, kchunk,
+def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
                      o, lse, fscratch, iscratch, poison):
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
@@ -270,20 +281,20 @@ def forward_parallel(q, k, v, mask, has_mask, causal, scale, drop_p, seed, nkc, 
     """
     W = fscratch.shape[0]
     for w in prange(W):
-        _forward_worker(w, W, q, k, v, mask, has_mask, causal, scale, drop_p, seed,
+        _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                         nkc, kchunk, o, lse, fscratch, iscratch, poison)
 
 
 @njit(cache=True)
-def forward_serial(q, k, v, mask, has_mask, causal, scale, drop_p, seed, nkc, kchunk,
+def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
                    o, lse, fscratch, iscratch, poison):
     """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
-    _forward_worker(0, 1, q, k, v, mask, has_mask, causal, scale, drop_p, seed,
+    _forward_worker(0, 1, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                     nkc, kchunk, o, lse, fscratch, iscratch, poison)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
+def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                    b, h, i0, i1, j0, j1, dq, dk, dv, qs, sbuf, pbuf, dqacc, tmp, ibuf):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
     key range's part), adds into dk/dv."""
@@ -296,15 +307,20 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_
     dQ = dqacc[:nq * D].reshape((nq, D))
     dQ[:, :] = 0
     jend = min(j1, i1) if causal else j1
+    jstart = j0
+    if window >= 0:                    # band: keys i0 - window .. i1 - 1 + window
+        jstart = max(j0, i0 - window)
+        jend = min(jend, i1 + window)
     inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
-    for jt in range(j0, jend, KT):
+    for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
         S = sbuf[:nq * nk].reshape((nq, nk))
         P = pbuf[:nq * nk].reshape((nq, nk))
         _scores(Qs, k[b, h, jt:je], S)
-        if has_mask or (causal and je - 1 > i0):
-            _masked_scores(S, mask, has_mask, causal, b, h, i0, jt)
+        if has_mask or (causal and je - 1 > i0) or (
+                window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window)):
+            _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt)
         for r in range(nq):
             if lse[b, h, i0 + r] == -np.inf:
                 P[r, :] = 0
@@ -339,7 +355,7 @@ def backward_scratch_size(D, Dv):
 
 
 @njit(cache=True)
-def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p,
+def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
                      seed, nqc, nkc, dq, dk, dv, fscratch, iscratch):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D = k.shape[2], q.shape[3]
@@ -364,13 +380,13 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scal
         for qb in range(qc * per, min((qc + 1) * per, nqb)):
             i0 = qb * QB
             i1 = min(i0 + QB, Lq)
-            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p,
+            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
                            dv[qc, b, h], qs, sbuf, pbuf, dqacc, tmp, iscratch[w])
 
 
 @njit(cache=True, parallel=True)
-def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
+def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                       nqc, nkc, dq, dk, dv, fscratch, iscratch):
     """Backward over W = len(fscratch) workers.
 
@@ -380,20 +396,20 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, scale, dr
     """
     W = fscratch.shape[0]
     for w in prange(W):
-        _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, scale,
+        _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
                          drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
 
 
 @njit(cache=True)
-def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, scale, drop_p, seed,
+def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                     nqc, nkc, dq, dk, dv, fscratch, iscratch):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
-    _backward_worker(0, 1, q, k, v, do, lse, delta, mask, has_mask, causal, scale,
+    _backward_worker(0, 1, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
                      drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def attention_weights(q, k, lse, mask, has_mask, causal, scale, out):
+def attention_weights(q, k, lse, mask, has_mask, causal, window, scale, out):
     """out[b, h, i, j] = exp(scale q_i . k_j - lse_i) on allowed entries, else 0."""
     B, H, Lq, D = q.shape
     Lk = k.shape[2]
@@ -404,7 +420,8 @@ def attention_weights(q, k, lse, mask, has_mask, causal, scale, out):
         row = out[b, h, i]
         li = lse[b, h, i]
         for j in range(Lk):
-            allowed = (not has_mask or mask[b, h, i, j]) and (not causal or j <= i)
+            allowed = (not has_mask or mask[b, h, i, j]) and (not causal or j <= i) and \
+                (window < 0 or abs(i - j) <= window)
             if allowed and li != -np.inf:
                 s = 0.0
                 for d in range(D):

@@ -1,0 +1,360 @@
+"""Sparse attention: masks (dense, COO, block-sparse, windowed, strided) as CSR patterns,
+and :class:`SparseAttention`, whose cost is proportional to the allowed (query, key) pairs.
+
+    out_i = sum_{j in N(i)} softmax_j(scale q_i . k_j) v_j      (N(i): the keys row i allows)
+
+A row without keys gives zeros.  Patterns (True = may attend; ``causal`` adds j <= i):
+
+- ``WindowedMask(window, global_tokens=())``: |i - j| <= window; a global token attends to
+  every key and every query attends to it (Longformer, Beltagy et al. 2020).
+- ``StridedMask(window, stride)``: |i - j| <= window or (i - j) % stride == 0 (local plus
+  strided, Child et al. 2019).
+- ``BlockSparseMask(block_size, active_blocks)``: the (query block, key block) pairs listed
+  (pairs or a boolean block matrix).
+- ``COOMask(rows, cols, shape)``, ``DenseMask(mask)``.
+
+``to_dense(Lq, Lk)`` and ``to_csr(Lq, Lk, causal=False)`` give the boolean matrix and the
+(indptr, indices) rows; CSR patterns are cached per shape.
+"""
+import numpy as np
+
+from .._threads import blas_single_thread
+from .._validate import as_bool_mask, check_finite
+from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
+from .functional import attention_backward, attention_forward, prepare_inputs, restore_rank
+
+
+def _nonneg_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidConfig(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _csr_from_pairs(rows, cols, Lq):
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    keep = np.ones(len(rows), bool)
+    keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols = rows[keep], cols[keep]
+    indptr = np.zeros(Lq + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=Lq), out=indptr[1:])
+    return indptr, cols.astype(np.int64)
+
+
+class SparseMask:
+    """Base: subclasses build CSR rows in ``_build(Lq, Lk)``; causal filtering and caching
+    are shared."""
+
+    def __init__(self):
+        self._csr = {}
+
+    def _check_shape(self, Lq, Lk):
+        pass
+
+    def to_csr(self, Lq, Lk, causal=False):
+        self._check_shape(Lq, Lk)
+        key = (Lq, Lk, bool(causal))
+        if key not in self._csr:
+            indptr, indices = self._build(Lq, Lk, bool(causal))
+            self._csr[key] = (indptr, indices)
+        return self._csr[key]
+
+    def _build(self, Lq, Lk, causal):
+        indptr, indices = self._pattern(Lq, Lk)
+        if not causal:
+            return indptr, indices
+        rows = np.repeat(np.arange(Lq), np.diff(indptr))
+        keep = indices <= rows
+        return _csr_from_pairs(rows[keep], indices[keep], Lq)
+
+    def nnz(self, Lq, Lk, causal=False):
+        return int(self.to_csr(Lq, Lk, causal)[0][-1])
+
+    def to_dense(self, Lq, Lk, causal=False):
+        indptr, indices = self.to_csr(Lq, Lk, causal)
+        out = np.zeros((Lq, Lk), bool)
+        out[np.repeat(np.arange(Lq), np.diff(indptr)), indices] = True
+        return out
+
+
+class DenseMask(SparseMask):
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = as_bool_mask(mask)
+        if self.mask.ndim != 2:
+            raise DimensionMismatch(f"DenseMask needs a 2-D (Lq, Lk) mask, got {self.mask.shape}")
+
+    def _check_shape(self, Lq, Lk):
+        if self.mask.shape != (Lq, Lk):
+            raise DimensionMismatch(f"mask {self.mask.shape} does not match ({Lq}, {Lk})")
+
+    def _pattern(self, Lq, Lk):
+        rows, cols = np.nonzero(self.mask)
+        return _csr_from_pairs(rows, cols, Lq)
+
+
+class COOMask(SparseMask):
+    def __init__(self, rows, cols, shape):
+        super().__init__()
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.cols = np.asarray(cols, dtype=np.int64).reshape(-1)
+        self.shape = tuple(int(s) for s in shape)
+        if self.rows.shape != self.cols.shape:
+            raise DimensionMismatch(f"rows {self.rows.shape} and cols {self.cols.shape} differ")
+        if len(self.shape) != 2 or min(self.shape) < 0:
+            raise InvalidConfig(f"shape must be (Lq, Lk), got {shape!r}")
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= self.shape[0] or
+                               self.cols.min() < 0 or self.cols.max() >= self.shape[1]):
+            raise InvalidInput(f"COO indices fall outside the shape {self.shape}")
+
+    def _check_shape(self, Lq, Lk):
+        if self.shape != (Lq, Lk):
+            raise DimensionMismatch(f"COO mask of shape {self.shape} does not match ({Lq}, {Lk})")
+
+    def _pattern(self, Lq, Lk):
+        return _csr_from_pairs(self.rows, self.cols, Lq)
+
+
+class BlockSparseMask(SparseMask):
+    """``active_blocks``: iterable of (query block, key block) pairs, or a boolean (nqb, nkb)
+    block matrix."""
+
+    def __init__(self, block_size, active_blocks):
+        super().__init__()
+        self.block_size = _nonneg_int(block_size, "block_size")
+        if self.block_size == 0:
+            raise InvalidConfig("block_size must be >= 1")
+        arr = np.asarray(active_blocks)
+        if arr.dtype == bool and arr.ndim == 2:
+            pairs = np.argwhere(arr)
+        else:
+            pairs = np.asarray(list(active_blocks) if arr.ndim != 2 else arr,
+                               dtype=np.int64).reshape(-1, 2)
+        if len(pairs) and pairs.min() < 0:
+            raise InvalidInput("block indices must be >= 0")
+        self.blocks = np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), np.int64)
+
+    def _check_shape(self, Lq, Lk):
+        bs = self.block_size
+        nqb, nkb = -(-Lq // bs), -(-Lk // bs)
+        if len(self.blocks) and (self.blocks[:, 0].max() >= nqb or self.blocks[:, 1].max() >= nkb):
+            raise InvalidInput(f"block indices out of range: {nqb} x {nkb} blocks of {bs} for "
+                               f"({Lq}, {Lk}), largest listed {tuple(self.blocks.max(axis=0))}")
+
+    def _pattern(self, Lq, Lk):
+        bs = self.block_size
+        rows, cols = [], []
+        for qb, kb in self.blocks:
+            r = np.arange(qb * bs, min((qb + 1) * bs, Lq))
+            c = np.arange(kb * bs, min((kb + 1) * bs, Lk))
+            rows.append(np.repeat(r, len(c)))
+            cols.append(np.tile(c, len(r)))
+        if not rows:
+            return np.zeros(Lq + 1, np.int64), np.zeros(0, np.int64)
+        return _csr_from_pairs(np.concatenate(rows), np.concatenate(cols), Lq)
+
+
+class WindowedMask(SparseMask):
+    def __init__(self, window, global_tokens=()):
+        super().__init__()
+        self.window = _nonneg_int(window, "window")
+        self.global_tokens = np.unique(np.asarray(list(global_tokens), dtype=np.int64))
+        if len(self.global_tokens) and self.global_tokens.min() < 0:
+            raise InvalidInput("global token positions must be >= 0")
+
+    def _check_shape(self, Lq, Lk):
+        if len(self.global_tokens) and self.global_tokens.max() >= max(Lq, Lk):
+            raise InvalidInput(f"global token {int(self.global_tokens.max())} is outside "
+                               f"the sequence ({Lq} queries, {Lk} keys)")
+
+    def _band(self, Lq, Lk, causal, window, stride):
+        from .kernels.sparse import band_csr
+        is_global = np.zeros(Lq, np.bool_)
+        is_global[self.global_tokens[self.global_tokens < Lq]] = True
+        cols = self.global_tokens[self.global_tokens < Lk]
+        return band_csr(Lq, Lk, window, stride, causal, is_global, cols)
+
+    def _build(self, Lq, Lk, causal):
+        return self._band(Lq, Lk, causal, self.window, 0)
+
+
+class StridedMask(WindowedMask):
+    def __init__(self, window, stride):
+        super().__init__(window)
+        self.stride = _nonneg_int(stride, "stride")
+        if self.stride == 0:
+            raise InvalidConfig("stride must be >= 1")
+
+    def _build(self, Lq, Lk, causal):
+        return self._band(Lq, Lk, causal, self.window, self.stride)
+
+
+class SparseAttention:
+    """Attention restricted to a sparse pattern; inputs (L, D), (B, L, D) or (B, H, L, D)
+    (the pattern is shared by every batch and head).  ``backward(grad_out)`` returns
+    (dq, dk, dv) of the last forward (top-k: gradients through the kept entries)."""
+
+    def __init__(self, scale=None, causal=False, dtype=np.float32):
+        self.scale = scale
+        self.causal = bool(causal)
+        self.dtype = dtype
+        self._ctx = None
+
+    # -- patterns --------------------------------------------------------------------------------
+    def forward_sparse(self, q, k, v, mask):
+        """Any :class:`SparseMask` (or a boolean (Lq, Lk) array, taken as a DenseMask)."""
+        if not isinstance(mask, SparseMask):
+            mask = DenseMask(mask)
+        return self._run(q, k, v, mask)
+
+    def forward_windowed(self, q, k, v, window, global_tokens=()):
+        return self._run(q, k, v, WindowedMask(window, global_tokens))
+
+    def forward_strided(self, q, k, v, window, stride):
+        return self._run(q, k, v, StridedMask(window, stride))
+
+    def forward_block_sparse(self, q, k, v, mask):
+        if not isinstance(mask, BlockSparseMask):
+            raise InvalidConfig("forward_block_sparse needs a BlockSparseMask")
+        return self._run(q, k, v, mask)
+
+    def forward_topk(self, q, k, v, top_k):
+        """Each query attends to its ``top_k`` highest-scoring keys only (ties: any of
+        them); only the kept keys' values are read."""
+        prep = prepare_inputs(q, k, v, dtype=self.dtype)
+        q4, k4, v4 = prep.q, prep.k, prep.v
+        B, H, Lq, D = q4.shape
+        Lk = k4.shape[2]
+        top_k = _nonneg_int(top_k, "k")
+        if not 1 <= top_k <= Lk:
+            raise InvalidInput(f"k={top_k} must be in [1, {Lk}] (the number of keys)")
+        G = B * H
+        qg, kg, vg = (a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
+        idx = _topk_indices(qg, kg, top_k)                     # (G, Lq, k)
+        scale = 1.0 / np.sqrt(D) if self.scale is None else float(self.scale)
+        gi = np.arange(G)[:, None, None]
+        ks, vs = kg[gi, idx], vg[gi, idx]                      # (G, Lq, k, D)
+        check_finite(vs, "value")        # the only values read: those of the kept keys
+        s = scale * np.einsum("gid,gikd->gik", qg, ks, dtype=np.float64)
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        out = np.einsum("gik,gikd->gid", p, vs).astype(q4.dtype)
+        self._ctx = ("topk", prep, (qg, kg, vg, idx, p, scale))
+        return restore_rank(out.reshape(B, H, Lq, -1), prep.rank, prep.lead)
+
+    # -- engine ----------------------------------------------------------------------------------
+    def _run(self, q, k, v, mask):
+        from .kernels import sparse as kern
+        prep = prepare_inputs(q, k, v, dtype=self.dtype)
+        q4, k4, v4 = prep.q, prep.k, prep.v
+        B, H, Lq, D = q4.shape
+        Lk, Dv = k4.shape[2], v4.shape[3]
+        scale = 1.0 / np.sqrt(D) if self.scale is None else float(self.scale)
+        if type(mask) is WindowedMask and not len(mask.global_tokens):
+            # A plain band: the tiled dense kernels visit only the key tiles that meet it,
+            # and their NaN/Inf check covers every key some band reaches; the rest is
+            # checked here.
+            last = Lq - 1 + (0 if self.causal else mask.window)
+            if Lk > last + 1:
+                check_finite(k4[:, :, last + 1:], "key")
+                check_finite(v4[:, :, last + 1:], "value")
+            out4, ctx, finite = attention_forward(q4, k4, v4, None, self.causal, scale,
+                                                  window=mask.window)
+            if not finite:
+                _check_finite(prep)             # names the bad input, or: overflow
+                out4, ctx, _ = attention_forward(*(a.astype(np.float64) for a in (q4, k4, v4)),
+                                                 None, self.causal, scale, window=mask.window)
+                out4 = out4.astype(q4.dtype)
+            self._ctx = ("band", prep, (ctx,))
+            return restore_rank(out4, prep.rank, prep.lead)
+        _check_finite(prep)
+        indptr, indices = mask.to_csr(Lq, Lk, self.causal)
+        G = B * H
+        qg, kg, vg = (a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
+        out = np.empty((G, Lq, Dv), q4.dtype)
+        lse = np.empty((G, Lq))
+        with blas_single_thread():
+            kern.forward(qg, kg, vg, indptr, indices, scale, out, lse)
+        self._ctx = ("csr", prep, (qg, kg, vg, out, lse, indptr, indices, scale))
+        return restore_rank(out.reshape(B, H, Lq, Dv), prep.rank, prep.lead)
+
+    def backward(self, grad_out):
+        if self._ctx is None:
+            raise InvalidConfig("SparseAttention.backward called before a forward")
+        kind, prep, saved = self._ctx
+        B, H, Lq, _ = prep.q.shape
+        G, Dv = B * H, prep.v.shape[3]
+        g = np.ascontiguousarray(grad_out, dtype=prep.q.dtype)
+        if g.size != G * Lq * Dv:
+            raise DimensionMismatch(f"grad_out has {g.shape}, expected the output's shape")
+        if kind == "band":
+            ctx = saved[0]
+            grads = [a.astype(prep.q.dtype) for a in
+                     attention_backward(ctx, g.reshape(B, H, Lq, Dv).astype(ctx.q.dtype))]
+        elif kind == "csr":
+            grads = _csr_backward(saved, g.reshape(G, Lq, Dv))
+        else:
+            grads = _topk_backward(saved, g.reshape(G, Lq, Dv))
+        shapes = (prep.q.shape, prep.k.shape, prep.v.shape)
+        return tuple(restore_rank(x.reshape(s), prep.rank, prep.lead)
+                     if prep.rank != 1 or i == 0 else x.reshape(s[2:])
+                     for i, (x, s) in enumerate(zip(grads, shapes)))
+
+
+def _check_finite(prep):
+    for name, arr in zip(("query", "key", "value"), prep.originals):
+        check_finite(arr, name)
+
+
+def _csr_backward(saved, g):
+    from .kernels import sparse as kern
+    qg, kg, vg, out, lse, indptr, indices, scale = saved
+    G, Lq, D = qg.shape
+    Lk = kg.shape[1]
+    delta = np.einsum("gid,gid->gi", g, out, dtype=np.float64)
+    rows = np.repeat(np.arange(Lq), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    indptr_t = np.zeros(Lk + 1, np.int64)
+    np.cumsum(np.bincount(indices, minlength=Lk), out=indptr_t[1:])
+    dq, dk, dv = np.empty_like(qg), np.empty_like(kg), np.empty_like(vg)
+    with blas_single_thread():
+        kern.backward(qg, kg, vg, g, lse, delta, indptr, indices, indptr_t, rows[order],
+                      scale, dq, dk, dv)
+    return dq, dk, dv
+
+
+TOPK_BLOCK_SCORES = 1 << 22      # scores held at once by forward_topk (query rows x keys)
+
+
+def _topk_indices(qg, kg, top_k):
+    """(G, Lq, top_k) indices of each query's highest-scoring keys: scores of a block of
+    query rows at a time by BLAS (at most TOPK_BLOCK_SCORES floats), then a partial sort.
+    A non-finite score (NaN/Inf in a query or key) raises InvalidInput."""
+    G, Lq, _ = qg.shape
+    Lk = kg.shape[1]
+    rows = max(1, TOPK_BLOCK_SCORES // Lk)
+    idx = np.empty((G, Lq, top_k), np.int64)
+    for g in range(G):
+        for r0 in range(0, Lq, rows):
+            St = kg[g] @ qg[g, r0:r0 + rows].T            # (Lk, rows): a tall BLAS product
+            if not np.isfinite(St.sum()) and not np.isfinite(St).all():
+                for name, arr in (("query", qg), ("key", kg)):
+                    check_finite(arr, name)
+                raise InvalidInput("scores overflow: query and key entries are too large")
+            idx[g, r0:r0 + rows] = np.argpartition(St, Lk - top_k, axis=0)[Lk - top_k:].T
+    return idx
+
+
+def _topk_backward(saved, g):
+    qg, kg, vg, idx, p, scale = saved
+    G = qg.shape[0]
+    gi = np.arange(G)[:, None, None]
+    ks, vs = kg[gi, idx].astype(np.float64), vg[gi, idx].astype(np.float64)
+    dp = np.einsum("gid,gikd->gik", g, vs)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    dq = scale * np.einsum("gik,gikd->gid", ds, ks)
+    dk = np.zeros(kg.shape)
+    dv = np.zeros(vg.shape)
+    np.add.at(dk, (gi, idx), scale * ds[..., None] * qg[:, :, None, :])
+    np.add.at(dv, (gi, idx), p[..., None] * g[:, :, None, :])
+    return dq.astype(qg.dtype), dk.astype(kg.dtype), dv.astype(vg.dtype)
