@@ -25,9 +25,10 @@ mixed), computed by reverse-mode differentiation of the formulas in float64.
 import numpy as np
 
 from .._threads import num_workers
-from .._validate import as_array, positive_int
+from .._validate import as_array, check_finite, positive_int
 from ..errors import DimensionMismatch, InvalidConfig
 from . import _autodiff as ad
+from .kernels import hyperbolic
 from .manifolds import BALL_EPS, MIN_NORM, Euclidean, PoincareBall, ProductManifold, Sphere
 
 AGGREGATIONS = ("tangent", "einstein", "frechet")
@@ -47,13 +48,14 @@ class _GeometricAttention:
         self._weights = None
 
     def _inputs(self, query, keys, values):
-        """Validated arrays in the query's float dtype (float64 input stays float64, anything
-        else becomes float32); formulas evaluate in float64."""
+        """Arrays in the query's float dtype (float64 input stays float64, anything else
+        becomes float32); formulas evaluate in float64.  NaN/Inf are found in the results
+        (every input entry reaches the weights or the output), see :meth:`forward`."""
         dt = np.dtype(np.float64) if getattr(query, "dtype", None) == np.float64 else \
             np.dtype(np.float32)
-        q = as_array(query, "query", dtype=dt, ndim=(1, 2))
-        k = as_array(keys, "keys", dtype=dt, ndim=2)
-        v = as_array(values, "values", dtype=dt, ndim=2)
+        q = as_array(query, "query", dtype=dt, ndim=(1, 2), check=False)
+        k = as_array(keys, "keys", dtype=dt, ndim=2, check=False)
+        v = as_array(values, "values", dtype=dt, ndim=2, check=False)
         for name, a in (("query", q), ("keys", k), ("values", v)):
             if a.shape[-1] != self.dim:
                 raise DimensionMismatch(f"{name} {a.shape} must have width dim={self.dim}")
@@ -88,7 +90,10 @@ class _GeometricAttention:
         q, k, v, dt = self._inputs(query, keys, values)
         q2 = q.reshape(-1, self.dim)
         q2, k, v = self._prepare_points(q2, k, v, self._eps(dt))
-        out, w = self._compute(q2, k, v, dt)
+        out, w, finite = self._compute(q2, k, v, dt)
+        if not finite:
+            for name, a in (("query", q), ("keys", k), ("values", v)):
+                check_finite(a, name)
         self._cache = (q2, k, v, dt, query.ndim if hasattr(query, "ndim") else q.ndim)
         self._weights = w
         out = out.astype(dt)
@@ -97,9 +102,11 @@ class _GeometricAttention:
     __call__ = forward
 
     def _compute(self, q, k, v, dt):
+        """(out, weights, finite) in float64."""
         f64 = [a.astype(np.float64) for a in (q, k, v)]
         out, w = self._formula(*f64, self._eps(dt))
-        return ad.value(out), ad.value(w)
+        out, w = ad.value(out), ad.value(w)
+        return out, w, bool(np.isfinite(out.sum()) and np.isfinite(w.sum()))
 
     def forward_batch(self, queries, keys, values):
         """(B, N, D) queries with (B, M, D) keys and values -> (B, N, D)."""
@@ -116,7 +123,11 @@ class _GeometricAttention:
         q, k, _, dt = self._inputs(query, keys, keys)
         q2 = q.reshape(-1, self.dim)
         q2, k, _ = self._prepare_points(q2, k, k, self._eps(dt))
-        w = self._compute(q2, k, k, dt)[1].astype(dt)
+        out, w, finite = self._compute(q2, k, k, dt)
+        if not finite:
+            check_finite(q, "query")
+            check_finite(k, "keys")
+        w = w.astype(dt)
         return w[0] if q.ndim == 1 else w
 
     def get_attention_weights(self):
@@ -197,15 +208,14 @@ class HyperbolicAttention(_GeometricAttention):
     def _compute(self, q, k, v, dt):
         if self.aggregation == "frechet":
             return super()._compute(q, k, v, dt)
-        from .kernels import hyperbolic
         out = np.empty(q.shape)
         w = np.empty((q.shape[0], k.shape[0]))
         kernel = hyperbolic.attention_parallel if (
             q.shape[0] > 1 and q.shape[0] * k.shape[0] >= PARALLEL_MIN_PAIRS
             and num_workers() > 1) else hyperbolic.attention_serial
-        kernel(q, k, v, self.c, 1.0 / self.temperature, self._eps(dt),
-               0 if self.aggregation == "tangent" else 1, out, w)
-        return out, w
+        poison = kernel(q, k, v, self.c, 1.0 / self.temperature, self._eps(dt),
+                        0 if self.aggregation == "tangent" else 1, out, w)
+        return out, w, poison == 0.0
 
     def backward(self, grad_out):
         if self.aggregation == "frechet":

@@ -150,3 +150,14 @@ def test_seed_api_batch_and_errors(rng):
         HyperbolicAttention(3).backward(np.ones(3))
     outside = np.array([[3.0, 0.0, 0.0]])
     assert np.all(np.isfinite(att.forward(outside, outside, outside)))
+
+
+@pytest.mark.parametrize("aggregation", ["tangent", "einstein", "frechet"])
+def test_nan_inputs_raise_named_errors(rng, aggregation):
+    q, K, V = ball(rng, (2, 3)), ball(rng, (6, 3)), ball(rng, (6, 3))
+    att = HyperbolicAttention(3, aggregation=aggregation)
+    for which, name in enumerate(("query", "keys", "values")):
+        arrays = [q.copy(), K.copy(), V.copy()]
+        arrays[which][1, 1] = np.nan if which != 1 else np.inf
+        with pytest.raises(InvalidInput, match=name):
+            att.forward(*arrays)
