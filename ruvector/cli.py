@@ -58,6 +58,23 @@ def _bench_graph(args):
               f"  PyG best fwd {best:8.3f} ms")
 
 
+def _bench_sparse(args):
+    from .benchmarks.sparse import run
+    result = run(lengths=(1024,) if args.quick else (4096, 16384))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for L, row in result["patterns"].items():
+        for name, r in row.items():
+            print(f"{L:7} {name:9} fwd {r['forward_ms']:9.2f} ms ({r['forward_speedup']}x dense, "
+                  f"{r['gflops_per_useful_pair']} GFLOP/s per pair)  bwd {r['backward_ms']:9.2f} ms "
+                  f"({r['backward_speedup']}x dense)")
+    t, h = result["topk"], result["hyperbolic"]
+    print(f"top-{t['k']} over {t['keys']:,} keys: {t['ms']} ms (NumPy pipeline {t['numpy_ms']} ms)")
+    print(f"hyperbolic 1 x {h['keys']} x {h['dim']}: tangent {h['tangent']['us']} us, "
+          f"einstein {h['einstein']['us']} us, frechet {h['frechet_us']} us")
+
+
 def _bench_query(args):
     from .benchmarks.query import run
     result = run(grand_cypher=not args.no_grand_cypher)
@@ -161,6 +178,10 @@ def build_parser():
     gr = bench_sub.add_parser("graph", help="GAT / GIN / SAGE vs PyTorch Geometric")
     gr.add_argument("--json", action="store_true", help="print the raw JSON result")
     gr.set_defaults(func=_bench_graph)
+    bs = bench_sub.add_parser("sparse", help="sparse / top-k / hyperbolic attention vs dense")
+    bs.add_argument("--json", action="store_true", help="print the raw JSON result")
+    bs.add_argument("--quick", action="store_true", help="L = 1,024 only")
+    bs.set_defaults(func=_bench_sparse)
     bq = bench_sub.add_parser("query", help="graph queries: ATTEND latency, 2-hop vs grand-cypher")
     bq.add_argument("--json", action="store_true", help="print the raw JSON result")
     bq.add_argument("--no-grand-cypher", action="store_true", help="skip the slow baseline")

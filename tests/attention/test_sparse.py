@@ -178,3 +178,22 @@ def test_bad_input():
     empty_rows = SparseAttention(dtype=np.float64).forward_sparse(
         np.ones((4, 2)), np.ones((4, 2)), np.ones((4, 2)), COOMask([0], [0], (4, 4)))
     assert np.allclose(empty_rows[1:], 0) and np.all(np.isfinite(empty_rows))
+
+
+def test_bench_sparse_cli_small(capsys, monkeypatch):
+    import json
+
+    from ruvector import cli
+    from ruvector.benchmarks import sparse as bench
+    patterns, topk, hyper = bench.bench_patterns, bench.bench_topk, bench.bench_hyperbolic
+    monkeypatch.setattr(bench, "bench_patterns",
+                        lambda lengths: patterns((256,), window=16, stride=16, budget=0.05))
+    monkeypatch.setattr(bench, "bench_topk", lambda: topk(n=5000, top_k=8))
+    monkeypatch.setattr(bench, "bench_hyperbolic", lambda: hyper(keys=50, dim=8))
+    assert cli.main(["bench", "sparse", "--json", "--quick"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    row = result["patterns"]["L256"]["windowed"]
+    assert row["pairs"] == WindowedMask(16).nnz(256, 256) and row["forward_ms"] > 0
+    assert result["topk"]["same_output"] and result["hyperbolic"]["tangent"]["us"] > 0
+    assert cli.main(["bench", "sparse", "--quick"]) == 0
+    assert "windowed" in capsys.readouterr().out
