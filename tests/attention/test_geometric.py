@@ -7,6 +7,7 @@ from ruvector import DimensionMismatch, InvalidConfig, InvalidInput
 from ruvector.attention.geometric import (HyperbolicAttention, MixedCurvatureAttention,
                                           SphericalAttention)
 from ruvector.attention.manifolds import PoincareBall, Sphere
+from tests.conftest import finite_difference
 
 
 def ball(rng, shape, scale=0.5):
@@ -67,19 +68,6 @@ def test_frechet_mean_is_stationary(rng):
         att.backward(np.ones_like(out))
 
 
-def _fd(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        orig = x[idx]
-        x[idx] = orig + eps
-        up = f()
-        x[idx] = orig - eps
-        down = f()
-        x[idx] = orig
-        g[idx] = (up - down) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("make", [
     lambda: HyperbolicAttention(4, c=0.8, temperature=0.7, aggregation="tangent"),
     lambda: HyperbolicAttention(4, c=1.5, temperature=1.3, aggregation="einstein"),
@@ -94,9 +82,9 @@ def test_backward_matches_finite_differences(rng, make):
     att.forward(q, K, V)
     dq, dk, dv = att.backward(G)
     loss = lambda: np.sum(att.forward(q, K, V) * G)           # noqa: E731
-    assert np.allclose(dq, _fd(loss, q), atol=1e-6)
-    assert np.allclose(dk, _fd(loss, K), atol=1e-6)
-    assert np.allclose(dv, _fd(loss, V), atol=1e-6)
+    assert np.allclose(dq, finite_difference(loss, q), atol=1e-6)
+    assert np.allclose(dk, finite_difference(loss, K), atol=1e-6)
+    assert np.allclose(dv, finite_difference(loss, V), atol=1e-6)
 
 
 def test_spherical_and_mixed_against_numpy(rng):

@@ -4,6 +4,7 @@ import pytest
 
 from ruvector import DimensionMismatch, InvalidConfig, InvalidInput
 from ruvector.attention.manifolds import Euclidean, PoincareBall, ProductManifold, Sphere
+from tests.conftest import finite_difference
 
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
 
@@ -65,19 +66,6 @@ def test_boundary_origin_huge_vectors_stay_finite(dtype):
     assert np.all(np.isfinite(dx)) and np.all(np.isfinite(du))
 
 
-def _fd(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        orig = x[idx]
-        x[idx] = orig + eps
-        up = f()
-        x[idx] = orig - eps
-        down = f()
-        x[idx] = orig
-        g[idx] = (up - down) / (2 * eps)
-    return g
-
-
 def test_poincare_gradients_match_finite_differences(rng):
     B = PoincareBall(1.3)
     x, y = ball_points(rng, 3, 4, 0.6), ball_points(rng, 3, 4, 0.6)
@@ -85,14 +73,14 @@ def test_poincare_gradients_match_finite_differences(rng):
     w = rng.standard_normal(3)
     G = rng.standard_normal((3, 4))
     dx, dy = B.dist_backward(x, y, w)
-    assert np.allclose(dx, _fd(lambda: np.sum(B.dist(x, y) * w), x), atol=1e-6)
-    assert np.allclose(dy, _fd(lambda: np.sum(B.dist(x, y) * w), y), atol=1e-6)
+    assert np.allclose(dx, finite_difference(lambda: np.sum(B.dist(x, y) * w), x), atol=1e-6)
+    assert np.allclose(dy, finite_difference(lambda: np.sum(B.dist(x, y) * w), y), atol=1e-6)
     dx, du = B.expmap_backward(x, u, G)
-    assert np.allclose(dx, _fd(lambda: np.sum(B.expmap(x, u) * G), x), atol=1e-6)
-    assert np.allclose(du, _fd(lambda: np.sum(B.expmap(x, u) * G), u), atol=1e-6)
+    assert np.allclose(dx, finite_difference(lambda: np.sum(B.expmap(x, u) * G), x), atol=1e-6)
+    assert np.allclose(du, finite_difference(lambda: np.sum(B.expmap(x, u) * G), u), atol=1e-6)
     dx, dy = B.logmap_backward(x, y, G)
-    assert np.allclose(dx, _fd(lambda: np.sum(B.logmap(x, y) * G), x), atol=1e-6)
-    assert np.allclose(dy, _fd(lambda: np.sum(B.logmap(x, y) * G), y), atol=1e-6)
+    assert np.allclose(dx, finite_difference(lambda: np.sum(B.logmap(x, y) * G), x), atol=1e-6)
+    assert np.allclose(dy, finite_difference(lambda: np.sum(B.logmap(x, y) * G), y), atol=1e-6)
 
 
 def test_strict_mode_and_bad_config():

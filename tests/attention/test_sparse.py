@@ -6,7 +6,7 @@ import pytest
 from ruvector import DimensionMismatch, InvalidConfig, InvalidInput
 from ruvector.attention.sparse import (BlockSparseMask, COOMask, DenseMask, SparseAttention,
                                        StridedMask, WindowedMask)
-from tests.conftest import reference_attention
+from tests.conftest import finite_difference, reference_attention
 
 
 def dense_reference_grads(q, k, v, mask, g):
@@ -103,19 +103,6 @@ def test_float32_windowed_fast_path_and_rectangular(rng):
             assert np.allclose(a, b, atol=2e-4)
 
 
-def _fd(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        orig = x[idx]
-        x[idx] = orig + eps
-        up = f()
-        x[idx] = orig - eps
-        down = f()
-        x[idx] = orig
-        grad[idx] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("call", [
     lambda sa, q, k, v: sa.forward_windowed(q, k, v, 2),
     lambda sa, q, k, v: sa.forward_windowed(q, k, v, 1, global_tokens=(3,)),
@@ -131,9 +118,9 @@ def test_backward_matches_finite_differences(rng, call):
     call(sa, q, k, v)
     dq, dk, dv = sa.backward(G)
     loss = lambda: np.sum(call(sa, q, k, v) * G)           # noqa: E731
-    assert np.allclose(dq, _fd(loss, q), atol=1e-6)
-    assert np.allclose(dk, _fd(loss, k), atol=1e-6)
-    assert np.allclose(dv, _fd(loss, v), atol=1e-6)
+    assert np.allclose(dq, finite_difference(loss, q), atol=1e-6)
+    assert np.allclose(dk, finite_difference(loss, k), atol=1e-6)
+    assert np.allclose(dv, finite_difference(loss, v), atol=1e-6)
 
 
 def test_topk_equals_dense_attention_over_the_kept_keys(rng):

@@ -4,19 +4,12 @@ import pytest
 
 from ruvector import DimensionMismatch, InvalidInput
 from ruvector.attention.training import cross_entropy, info_nce, mse_loss, triplet_margin_loss
+from tests.conftest import finite_difference
 
 
-def fd_check(f, args, grads, which, eps=1e-6):
-    x = args[which]
-    num = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        orig = x[idx]
-        x[idx] = orig + eps
-        up = f(*args)
-        x[idx] = orig - eps
-        down = f(*args)
-        x[idx] = orig
-        num[idx] = (up - down) / (2 * eps)
+def fd_check(f, args, grads, which):
+    """grads == central differences of f(*args) with respect to args[which]."""
+    num = finite_difference(lambda: f(*args), args[which])
     assert np.allclose(grads, num, rtol=1e-5, atol=1e-7), np.abs(grads - num).max()
 
 
