@@ -267,6 +267,12 @@ class SparseAttention:
                 out4 = out4.astype(q4.dtype)
             self._ctx = ("band", prep, (ctx,))
             return restore_rank(out4, prep.rank, prep.lead)
+        if type(mask) is StridedMask:
+            _check_finite(prep)
+            out4, saved = _strided_forward(q4, k4, v4, mask.window, mask.stride, self.causal,
+                                           scale)
+            self._ctx = ("strided", prep, saved)
+            return restore_rank(out4, prep.rank, prep.lead)
         _check_finite(prep)
         indptr, indices = mask.to_csr(Lq, Lk, self.causal)
         G = B * H
@@ -291,6 +297,8 @@ class SparseAttention:
             ctx = saved[0]
             grads = [a.astype(prep.q.dtype) for a in
                      attention_backward(ctx, g.reshape(B, H, Lq, Dv).astype(ctx.q.dtype))]
+        elif kind == "strided":
+            grads = _strided_backward(saved, g.reshape(B, H, Lq, Dv))
         elif kind == "csr":
             grads = _csr_backward(saved, g.reshape(G, Lq, Dv))
         else:
@@ -358,3 +366,82 @@ def _topk_backward(saved, g):
     np.add.at(dk, (gi, idx), scale * ds[..., None] * qg[:, :, None, :])
     np.add.at(dv, (gi, idx), p[..., None] * g[:, :, None, :])
     return dq.astype(qg.dtype), dk.astype(kg.dtype), dv.astype(vg.dtype)
+
+
+# -- strided pattern = band + residue classes ---------------------------------------------------
+def _merge(o1, l1, o2, l2):
+    """Softmax over the union of two disjoint key sets from the parts' outputs and
+    log-sum-exps: lse = logaddexp(l1, l2), out = e^(l1-lse) o1 + e^(l2-lse) o2."""
+    lse = np.logaddexp(l1, l2)
+    safe = np.where(np.isfinite(lse), lse, 0.0)
+    a1 = np.where(np.isfinite(l1), np.exp(l1 - safe), 0.0)[..., None]
+    a2 = np.where(np.isfinite(l2), np.exp(l2 - safe), 0.0)[..., None]
+    return (a1 * o1 + a2 * o2).astype(o1.dtype), lse.astype(l1.dtype)
+
+
+def _residue_positions(L, stride):
+    """(stride, ceil(L/stride)) positions r + stride t, clipped to L - 1, and their validity."""
+    n = -(-L // stride)
+    pos = np.arange(stride)[:, None] + stride * np.arange(n)[None, :]
+    return np.minimum(pos, L - 1), pos < L
+
+
+def _strided_forward(q4, k4, v4, window, stride, causal, scale):
+    """|i - j| <= window runs on the band kernels; (i - j) % stride == 0 outside the band is,
+    for each residue class r, dense attention among positions r + stride t (a small mask:
+    |t_q - t_k| > window // stride, causal t_k <= t_q); the parts merge by log-sum-exp."""
+    B, H, Lq, D = q4.shape
+    Lk, Dv = k4.shape[2], v4.shape[3]
+    band_out, band_ctx, _ = attention_forward(q4, k4, v4, None, causal, scale, window=window)
+    pq, vq = _residue_positions(Lq, stride)
+    pk, vk = _residue_positions(Lk, stride)
+    tq, tk = np.arange(pq.shape[1])[:, None], np.arange(pk.shape[1])[None, :]
+    allow = np.abs(tq - tk) > window // stride
+    if causal:
+        allow &= tk <= tq
+    mask = allow[None, :, :] & vq[:, :, None] & vk[:, None, :]          # (stride, nq, nk)
+    mask = np.tile(mask[:, None], (B, 1, 1, 1))                          # (B*stride, 1, ..)
+
+    def group(x, pos):                       # (B, H, L, X) -> (B*stride, H, n, X)
+        g = x[:, :, pos]                     # (B, H, stride, n, X)
+        return np.ascontiguousarray(g.transpose(0, 2, 1, 3, 4).reshape(
+            B * stride, H, pos.shape[1], x.shape[3]))
+    qs, ks, vs = group(q4, pq), group(k4, pk), group(v4, pk)
+    res_out, res_ctx, _ = attention_forward(qs, ks, vs, mask, False, scale)
+    # back to positions (padded query rows are dropped)
+    rows = res_out.reshape(B, stride, H, -1, Dv).transpose(0, 2, 1, 3, 4)
+    res_lse = res_ctx.lse.reshape(B, stride, H, -1).transpose(0, 2, 1, 3)
+    o2 = np.zeros((B, H, Lq, Dv), q4.dtype)
+    l2 = np.full((B, H, Lq), -np.inf)
+    o2[:, :, pq[vq]] = rows[:, :, vq]
+    l2[:, :, pq[vq]] = res_lse[:, :, vq]
+    out, lse = _merge(band_out, band_ctx.lse.astype(np.float64), o2, l2)
+    return out, (band_ctx, res_ctx, out, lse, pq, vq, pk, vk, stride)
+
+
+def _strided_backward(saved, g4):
+    """Flash backward of each part with the merged output and log-sum-exp (P_ij =
+    exp(s_ij - lse_i) over the union), gradients of the residue part scattered back."""
+    from dataclasses import replace
+    band_ctx, res_ctx, out, lse, pq, vq, pk, vk, stride = saved
+    B, H, Lq, Dv = out.shape
+    dt = band_ctx.q.dtype
+    g4 = g4.astype(dt)
+    dq, dk, dv = attention_backward(replace(band_ctx, out=out, lse=lse.astype(dt)), g4)
+
+    def group(x, pos):
+        gx = x[:, :, pos]
+        return np.ascontiguousarray(gx.transpose(0, 2, 1, 3, 4).reshape(
+            B * stride, H, pos.shape[1], x.shape[3]))
+    lse_g = group(lse[..., None], pq)[..., 0].astype(dt)
+    rq, rk, rv = attention_backward(replace(res_ctx, out=group(out, pq), lse=lse_g),
+                                    group(g4, pq))
+
+    def scatter(acc, part, pos, valid):
+        part = part.reshape(B, stride, H, pos.shape[1], -1).transpose(0, 2, 1, 3, 4)
+        acc[:, :, pos[valid]] += part[:, :, valid]        # valid positions are distinct
+    dq, dk, dv = dq.copy(), dk.copy(), dv.copy()
+    scatter(dq, rq, pq, vq)
+    scatter(dk, rk, pk, vk)
+    scatter(dv, rv, pk, vk)
+    return dq, dk, dv
