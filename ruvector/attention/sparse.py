@@ -15,6 +15,11 @@ A row without keys gives zeros.  Patterns (True = may attend; ``causal`` adds j 
 
 ``to_dense(Lq, Lk)`` and ``to_csr(Lq, Lk, causal=False)`` give the boolean matrix and the
 (indptr, indices) rows; CSR patterns are cached per shape.
+
+Execution: a plain window runs on the tiled dense kernels restricted to the band; a strided
+pattern is the band plus dense attention inside each residue class, merged by log-sum-exp;
+other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
+scores blocks of query rows with BLAS and keeps each row's k best.
 """
 import numpy as np
 
