@@ -218,7 +218,7 @@ def build_parser():
     from .graph.cli import register as register_graph
     register_graph(sub)
 
-    demo = sub.add_parser("demo", help="build and query a store on built-in data")
+    demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser
 

@@ -389,15 +389,13 @@ class GraphStore:
             "key_str": [k if isinstance(k, str) else None for k in self._keys],
             "key_int": [k if isinstance(k, int) else None for k in self._keys],
             "labels": pa.array([list(lb) for lb in self._labels], pa.list_(pa.string())),
-            "embedding": pa.array([None if e is None else e.tolist() for e in self._emb],
-                                  pa.list_(pa.float32())),
-            "properties": [json.dumps(p, sort_keys=True) for p in self._props]})
+            "embedding": _vectors_column(self._emb),
+            "properties": _props_column(self._props)})
         edges = pa.table({
             "source": pa.array(self._src, pa.int64()), "target": pa.array(self._dst, pa.int64()),
             "type": pa.array(self._type, pa.string()), "weight": pa.array(self._weight, pa.float64()),
-            "feature": pa.array([None if f is None else f.tolist() for f in self._efeat],
-                                pa.list_(pa.float32())),
-            "properties": [json.dumps(p, sort_keys=True) for p in self._eprops]})
+            "feature": _vectors_column(self._efeat),
+            "properties": _props_column(self._eprops)})
         from ..index.store import _write_ipc
         with _persist.writer_lock(path):
             _persist.write_generation(
@@ -409,21 +407,82 @@ class GraphStore:
 
     @classmethod
     def load(cls, path):
+        """A store saved by :meth:`save` (columns are read in bulk, then checked: keys unique,
+        endpoints in range, widths consistent; anything else raises CorruptFile)."""
         from ..index.store import _read_ipc
         manifest, gen = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
         try:
-            nodes = _read_ipc(os.path.join(gen, "nodes.arrow")).to_pydict()
-            edges = _read_ipc(os.path.join(gen, "edges.arrow")).to_pydict()
+            nodes = _read_ipc(os.path.join(gen, "nodes.arrow"))
+            edges = _read_ipc(os.path.join(gen, "edges.arrow"))
             store = cls(manifest["dim"], directed=manifest["directed"])
-            for ks, ki, lb, emb, props in zip(nodes["key_str"], nodes["key_int"], nodes["labels"],
-                                              nodes["embedding"], nodes["properties"]):
-                store.add_node(ks if ks is not None else ki, labels=lb or (),
-                               embedding=emb, **json.loads(props))
-            for s, t, ty, w, f, props in zip(edges["source"], edges["target"], edges["type"],
-                                             edges["weight"], edges["feature"],
-                                             edges["properties"]):
-                store.add_edge(store._keys[s], store._keys[t], type=ty, weight=w, feature=f,
-                               **json.loads(props))
+            keys = [ks if ks is not None else ki for ks, ki in
+                    zip(nodes.column("key_str").to_pylist(), nodes.column("key_int").to_pylist())]
+            store._index = {k: i for i, k in enumerate(keys)}
+            if len(store._index) != len(keys) or None in store._index:
+                raise ValueError("node keys are missing or repeated")
+            store._keys = keys
+            store._labels = [tuple(lb) if lb else () for lb in nodes.column("labels").to_pylist()]
+            store._props = _props_from_column(nodes.column("properties"))
+            store._emb = _vectors_from_column(nodes.column("embedding"), store.dim, "embedding")
+            src = edges.column("source").to_numpy()
+            dst = edges.column("target").to_numpy()
+            n = len(keys)
+            if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
+                raise ValueError("edge endpoints outside the node table")
+            store._src, store._dst = src.tolist(), dst.tolist()
+            store._type = edges.column("type").to_pylist()
+            store._weight = [float(w) for w in edges.column("weight").to_pylist()]
+            store._eprops = _props_from_column(edges.column("properties"))
+            store._efeat = _vectors_from_column(edges.column("feature"),
+                                                manifest.get("edge_feature_dim") or None,
+                                                "edge feature")
+            store._efeat_dim = next((f.shape[0] for f in store._efeat if f is not None), None)
+            lengths = {len(getattr(store, a)) for a in ("_labels", "_props", "_emb")}
+            elengths = {len(getattr(store, a)) for a in ("_dst", "_type", "_weight", "_eprops",
+                                                        "_efeat")}
+            if lengths != {n} or elengths != {len(src)} or \
+                    (manifest["nodes"], manifest["edges"]) != (n, len(src)):
+                raise ValueError("table lengths disagree with each other or the manifest")
         except (KeyError, IndexError, ValueError, TypeError, pa.ArrowException) as exc:
             raise CorruptFile(f"{path}: inconsistent graph files: {exc}") from None
         return store
+
+
+def _props_column(props):
+    """JSON text per row ("{}" for the common empty dict without a json.dumps call)."""
+    return pa.array([json.dumps(p, sort_keys=True) if p else "{}" for p in props], pa.string())
+
+
+def _props_from_column(column):
+    return [json.loads(t) if t != "{}" else {} for t in column.to_pylist()]
+
+
+def _vectors_column(vectors):
+    """list<float32> column from 1-D arrays or None (one flat copy when every row is set)."""
+    n = len(vectors)
+    present = [v is not None for v in vectors]
+    if not any(present):
+        return pa.nulls(n, pa.list_(pa.float32()))
+    if all(present) and len({v.shape[0] for v in vectors}) == 1:
+        width = vectors[0].shape[0]
+        flat = np.concatenate(vectors).astype(np.float32, copy=False)
+        offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, pa.array(flat))
+    return pa.array([None if v is None else v.tolist() for v in vectors], pa.list_(pa.float32()))
+
+
+def _vectors_from_column(column, width, name):
+    """1-D float32 arrays (or None) per row, each ``width`` long when width is given."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(column)
+    if column.null_count == n:
+        return [None] * n
+    if column.null_count == 0:
+        values = np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        if n and values.size % n == 0 and (width is None or values.size == n * width):
+            rows = values.reshape(n, -1)
+            return list(rows)
+    out = [None if v is None else np.asarray(v, dtype=np.float32) for v in column.to_pylist()]
+    if width is not None and any(v is not None and v.shape != (width,) for v in out):
+        raise ValueError(f"{name} vectors do not all have width {width}")
+    return out

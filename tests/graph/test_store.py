@@ -140,3 +140,22 @@ def test_bulk_import_from_arrow_and_parquet(tmp_path):
         GraphStore.from_arrow(nodes, pa.table({"src": ["a"], "target": ["b"]}))
     with pytest.raises(NotFound):
         GraphStore.from_arrow(nodes, pa.table({"source": ["a"], "target": ["zz"]}))
+
+
+def test_save_load_bulk_paths_keep_partial_vectors_and_properties(tmp_path):
+    g = GraphStore(3)
+    g.add_node("a", labels=("X", "Y"), embedding=[1, 2, 3], note={"nested": [1, 2]})
+    g.add_node(7)                                      # no embedding, int key
+    g.add_node("c", embedding=[0.5, 0, -1])
+    g.add_edge("a", 7, type="T", weight=2.5, feature=[1.0, 2.0], since=1999)
+    g.add_edge(7, "c")                                 # no feature, no properties
+    g.save(tmp_path / "g")
+    h = GraphStore.load(tmp_path / "g")
+    assert h.keys == ["a", 7, "c"] and h.node("a")["labels"] == ("X", "Y")
+    assert h.node(7)["embedding"] is None and h.node("a")["properties"] == {"note": {"nested": [1, 2]}}
+    assert np.array_equal(h.features, g.features)
+    assert h.edge(0)["properties"] == {"since": 1999} and h.edge(1)["feature"] is None
+    assert np.array_equal(h.edge(0)["feature"], [1.0, 2.0]) and h.edge(0)["weight"] == 2.5
+    h.add_edge("c", "a", feature=[0.0, 1.0])           # the loaded feature width is enforced
+    with pytest.raises(DimensionMismatch):
+        h.add_edge("c", "a", feature=[0.0])
