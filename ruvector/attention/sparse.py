@@ -18,7 +18,8 @@ A row without keys gives zeros.  Patterns (True = may attend; ``causal`` adds j 
 
 Execution: a plain window runs on the tiled dense kernels restricted to the band; a strided
 pattern is the band plus dense attention inside each residue class, merged by log-sum-exp;
-other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
+block-sparse masks with blocks >= 16 run as batched dense tiles over each query block's
+gathered key blocks; other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
 scores blocks of query rows with BLAS and keeps each row's k best.
 """
 import numpy as np
@@ -272,6 +273,12 @@ class SparseAttention:
                 out4 = out4.astype(q4.dtype)
             self._ctx = ("band", prep, (ctx,))
             return restore_rank(out4, prep.rank, prep.lead)
+        if type(mask) is BlockSparseMask and mask.block_size >= BLOCK_TILE_MIN:
+            _check_finite(prep)
+            mask.to_csr(Lq, Lk, self.causal)            # validates the block indices
+            out4, saved = _block_forward(q4, k4, v4, mask, self.causal, scale)
+            self._ctx = ("block", prep, saved)
+            return restore_rank(out4, prep.rank, prep.lead)
         if type(mask) is StridedMask:
             _check_finite(prep)
             out4, saved = _strided_forward(q4, k4, v4, mask.window, mask.stride, self.causal,
@@ -302,6 +309,8 @@ class SparseAttention:
             ctx = saved[0]
             grads = [a.astype(prep.q.dtype) for a in
                      attention_backward(ctx, g.reshape(B, H, Lq, Dv).astype(ctx.q.dtype))]
+        elif kind == "block":
+            grads = _block_backward(saved, g.reshape(B, H, Lq, Dv))
         elif kind == "strided":
             grads = _strided_backward(saved, g.reshape(B, H, Lq, Dv))
         elif kind == "csr":
@@ -336,7 +345,8 @@ def _csr_backward(saved, g):
     return dq, dk, dv
 
 
-TOPK_BLOCK_SCORES = 1 << 22      # scores held at once by forward_topk (query rows x keys)
+TOPK_BLOCK_SCORES = 1 << 22
+BLOCK_TILE_MIN = 16              # block-sparse masks with blocks this large use dense tiles      # scores held at once by forward_topk (query rows x keys)
 
 
 def _topk_indices(qg, kg, top_k):
@@ -450,3 +460,64 @@ def _strided_backward(saved, g4):
     scatter(dk, rk, pk, vk)
     scatter(dv, rv, pk, vk)
     return dq, dk, dv
+
+
+# -- block-sparse pattern = batched dense tiles ----------------------------------------------------
+def _block_forward(q4, k4, v4, mask, causal, scale):
+    """Each query block attends to its listed key blocks, gathered side by side (padded to
+    the longest list and masked): one batched dense call over (batch x query block)."""
+    B, H, Lq, D = q4.shape
+    Lk, Dv = k4.shape[2], v4.shape[3]
+    bs = mask.block_size
+    nqb = -(-Lq // bs)
+    lists = [[] for _ in range(nqb)]
+    for qb, kb in mask.blocks:
+        lists[qb].append(int(kb))
+    width = max(1, max(len(x) for x in lists))
+    sel = np.full((nqb, width), -1, np.int64)
+    for qb, kbs in enumerate(lists):
+        sel[qb, :len(kbs)] = kbs
+    pos = (np.maximum(sel, 0)[:, :, None] * bs + np.arange(bs)).reshape(nqb, width * bs)
+    rows = np.arange(nqb)[:, None] * bs + np.arange(bs)[None, :]        # (nqb, bs)
+    allowed = ((sel[:, :, None] >= 0) & (pos.reshape(nqb, width, bs) < Lk)).reshape(nqb, 1, -1)
+    allowed = np.broadcast_to(allowed, (nqb, bs, width * bs))
+    if causal:
+        allowed = allowed & (pos[:, None, :] <= rows[:, :, None])
+    pos = np.minimum(pos, Lk - 1)
+    qpad = np.zeros((B, H, nqb * bs, D), q4.dtype)
+    qpad[:, :, :Lq] = q4
+    qg = np.ascontiguousarray(qpad.reshape(B, H, nqb, bs, D).transpose(0, 2, 1, 3, 4)
+                              .reshape(B * nqb, H, bs, D))
+
+    def gather(x):
+        g = x[:, :, pos]                                                 # (B, H, nqb, w*bs, X)
+        return np.ascontiguousarray(g.transpose(0, 2, 1, 3, 4).reshape(
+            B * nqb, H, width * bs, x.shape[3]))
+    m4 = np.tile(allowed[:, None], (B, 1, 1, 1))                          # (B*nqb, 1, bs, w*bs)
+    out, ctx, _ = attention_forward(qg, gather(k4), gather(v4), m4, False, scale)
+    out = out.reshape(B, nqb, H, bs, Dv).transpose(0, 2, 1, 3, 4).reshape(B, H, nqb * bs, Dv)
+    return np.ascontiguousarray(out[:, :, :Lq]), (ctx, sel, pos, nqb, bs, Lq, Lk)
+
+
+def _block_backward(saved, g4):
+    ctx, sel, pos, nqb, bs, Lq, Lk = saved
+    B, H, _, Dv = g4.shape
+    D = ctx.q.shape[3]
+    gpad = np.zeros((B, H, nqb * bs, Dv), ctx.q.dtype)
+    gpad[:, :, :Lq] = g4
+    gg = np.ascontiguousarray(gpad.reshape(B, H, nqb, bs, Dv).transpose(0, 2, 1, 3, 4)
+                              .reshape(B * nqb, H, bs, Dv))
+    dqg, dkg, dvg = attention_backward(ctx, gg)
+    dq = dqg.reshape(B, nqb, H, bs, D).transpose(0, 2, 1, 3, 4).reshape(B, H, nqb * bs, D)
+    dk = np.zeros((B, H, Lk, D), ctx.q.dtype)
+    dv = np.zeros((B, H, Lk, Dv), ctx.q.dtype)
+    dkg = dkg.reshape(B, nqb, H, -1, D)
+    dvg = dvg.reshape(B, nqb, H, -1, Dv)
+    for qb in range(nqb):                       # key blocks repeat across query blocks
+        for s, kb in enumerate(sel[qb]):
+            if kb < 0:
+                continue
+            lo, hi = kb * bs, min((kb + 1) * bs, Lk)
+            dk[:, :, lo:hi] += dkg[:, qb, :, s * bs:s * bs + hi - lo]
+            dv[:, :, lo:hi] += dvg[:, qb, :, s * bs:s * bs + hi - lo]
+    return np.ascontiguousarray(dq[:, :, :Lq]), dk, dv
