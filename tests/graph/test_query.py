@@ -426,3 +426,17 @@ def test_graph_without_embeddings_cannot_attend():
     g = GraphStore.from_networkx(nx.path_graph(3, create_using=nx.DiGraph))
     with pytest.raises(QueryError, match="embeddings"):
         g.query("MATCH (a)-->(b) ATTEND BY $q RETURN b", {"q": [1.0]})
+
+
+def test_numpy_values_in_properties_and_parameters():
+    g = GraphStore()
+    g.add_node(1, v=np.int64(3), vec=np.array([1.0, 2.0]))
+    g.add_node(2, v=2.5)
+    g.add_node(3, v=np.float32(7.5), flag=np.bool_(True))
+    assert g.query("MATCH (a) WHERE a.v > $x RETURN a.key ORDER BY a.v DESC",
+                   {"x": np.float32(2.6)}).rows == [(3,), (1,)]
+    assert g.query("MATCH (a {key: $k}) RETURN a.vec, size(a.vec)", {"k": np.int64(1)}).rows == \
+        [([1.0, 2.0], 2)]
+    assert g.query("MATCH (a) WHERE a.flag RETURN a.key").rows == [(3,)]
+    row = g.query("MATCH (a) RETURN collect(a.v), max(a.v)").rows[0]
+    assert row == ([3, 2.5, 7.5], 7.5) and type(row[0][0]) is int

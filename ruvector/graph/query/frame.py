@@ -55,8 +55,9 @@ class Evaluator:
         return self(expr, Frame(1))[0]
 
     def param(self, name):
+        """A parameter as a plain Python value (NumPy arrays -> lists, scalars -> numbers)."""
         value = self.params[name]
-        return value.tolist() if isinstance(value, np.ndarray) else value
+        return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
 
     def __call__(self, expr, frame):
         hit = frame.computed.get(expr)

@@ -75,7 +75,7 @@ def compare(a, b):
         return None
     if ka == "number" and (math.isnan(a) or math.isnan(b)):
         return None
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)          # int(): numpy scalars compare to np.bool_
 
 
 def _ordered(test):
@@ -233,10 +233,11 @@ def constant(value, n):
 
 
 def object_array(values):
-    """1-D object array of the values (element-wise: a list stays one value)."""
+    """1-D object array of the values (element-wise: a list stays one value); NumPy scalars
+    and arrays become Python numbers and lists, as query values."""
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
-        out[i] = v
+        out[i] = v.tolist() if isinstance(v, (np.generic, np.ndarray)) else v
     return out
 
 
