@@ -440,3 +440,24 @@ def test_numpy_values_in_properties_and_parameters():
     assert g.query("MATCH (a) WHERE a.flag RETURN a.key").rows == [(3,)]
     row = g.query("MATCH (a) RETURN collect(a.v), max(a.v)").rows[0]
     assert row == ([3, 2.5, 7.5], 7.5) and type(row[0][0]) is int
+
+
+ATOMS = ["a.s", "a.i", "a.f", "a.b", "a.l", "a.n", "a.missing", "1", "2.5", "'q'", "true",
+         "null", "[1, 'x']", "a", "r", "id(a)", "labels(a)", "type(r)", "$p", "$lst"]
+OPS = ["=", "<>", "<", ">=", "+", "-", "*", "/", "%", "AND", "OR", "XOR", "IN", "STARTS WITH",
+       "CONTAINS"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ATOMS), st.sampled_from(OPS), st.sampled_from(ATOMS), st.booleans())
+def test_expressions_of_any_types_raise_only_query_errors(x, op, y, in_where):
+    g = GraphStore()
+    g.add_node(1, s="abc", i=3, f=2.5, b=True, l=[1, 2])
+    g.add_node(2, s="xyz", i=-4, f=float("nan"), b=False, l=["a"])
+    g.add_edge(1, 2, type="T")
+    text = (f"MATCH (a)-[r]->(b) WHERE {x} {op} {y} RETURN a.key" if in_where else
+            f"MATCH (a)-[r]->(b) RETURN {x} {op} {y} AS v ORDER BY v")
+    try:
+        g.query(text, {"p": 3, "lst": [1, 2]})
+    except QueryError:
+        pass
