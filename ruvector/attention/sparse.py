@@ -310,7 +310,7 @@ class SparseAttention:
             grads = [a.astype(prep.q.dtype) for a in
                      attention_backward(ctx, g.reshape(B, H, Lq, Dv).astype(ctx.q.dtype))]
         elif kind == "block":
-            grads = _block_backward(saved, g.reshape(B, H, Lq, Dv))
+            grads = _block_backward(saved, g.reshape(B, H, Lq, Dv).astype(prep.q.dtype))
         elif kind == "strided":
             grads = _strided_backward(saved, g.reshape(B, H, Lq, Dv))
         elif kind == "csr":
@@ -463,61 +463,93 @@ def _strided_backward(saved, g4):
 
 
 # -- block-sparse pattern = batched dense tiles ----------------------------------------------------
-def _block_forward(q4, k4, v4, mask, causal, scale):
-    """Each query block attends to its listed key blocks, gathered side by side (padded to
-    the longest list and masked): one batched dense call over (batch x query block)."""
-    B, H, Lq, D = q4.shape
-    Lk, Dv = k4.shape[2], v4.shape[3]
+def _block_groups(mask, Lq, Lk, causal):
+    """Query blocks grouped by how many key blocks they list: [(query blocks (n,), key
+    blocks (n, m), element mask or None)]; the mask is only built where a group needs one
+    (a causal diagonal, or a partial last block)."""
     bs = mask.block_size
     nqb = -(-Lq // bs)
     lists = [[] for _ in range(nqb)]
     for qb, kb in mask.blocks:
         lists[qb].append(int(kb))
-    width = max(1, max(len(x) for x in lists))
-    sel = np.full((nqb, width), -1, np.int64)
+    groups = {}
     for qb, kbs in enumerate(lists):
-        sel[qb, :len(kbs)] = kbs
-    pos = (np.maximum(sel, 0)[:, :, None] * bs + np.arange(bs)).reshape(nqb, width * bs)
-    rows = np.arange(nqb)[:, None] * bs + np.arange(bs)[None, :]        # (nqb, bs)
-    allowed = ((sel[:, :, None] >= 0) & (pos.reshape(nqb, width, bs) < Lk)).reshape(nqb, 1, -1)
-    allowed = np.broadcast_to(allowed, (nqb, bs, width * bs))
-    if causal:
-        allowed = allowed & (pos[:, None, :] <= rows[:, :, None])
-    pos = np.minimum(pos, Lk - 1)
+        if kbs:
+            groups.setdefault(len(kbs), []).append(qb)
+    out = []
+    for m, qbs in sorted(groups.items()):
+        qbs = np.asarray(qbs, np.int64)
+        kbs = np.asarray([lists[qb] for qb in qbs], np.int64)                  # (n, m)
+        pos = (kbs[:, :, None] * bs + np.arange(bs)).reshape(len(qbs), m * bs)
+        rows = qbs[:, None] * bs + np.arange(bs)[None, :]                       # (n, bs)
+        allowed = None
+        if (pos >= Lk).any() or (causal and (pos[:, None, :] > rows[:, :, None]).any()):
+            allowed = np.broadcast_to((pos < Lk)[:, None, :], (len(qbs), bs, m * bs))
+            if causal:
+                allowed = allowed & (pos[:, None, :] <= rows[:, :, None])
+        out.append((qbs, kbs, np.minimum(pos, Lk - 1), allowed))
+    return out
+
+
+def _block_forward(q4, k4, v4, mask, causal, scale):
+    """Each query block attends to its listed key blocks, gathered side by side: one batched
+    dense call per group of query blocks with equally long lists (no padding; an element mask
+    only where a causal diagonal or a partial block needs it)."""
+    B, H, Lq, D = q4.shape
+    Lk, Dv = k4.shape[2], v4.shape[3]
+    bs = mask.block_size
+    nqb = -(-Lq // bs)
     qpad = np.zeros((B, H, nqb * bs, D), q4.dtype)
     qpad[:, :, :Lq] = q4
-    qg = np.ascontiguousarray(qpad.reshape(B, H, nqb, bs, D).transpose(0, 2, 1, 3, 4)
-                              .reshape(B * nqb, H, bs, D))
+    out = np.zeros((B, H, nqb * bs, Dv), q4.dtype)
+    saved = []
+    for qbs, kbs, pos, allowed in _block_groups(mask, Lq, Lk, causal):
+        n = len(qbs)
+        qg = _blocks(qpad, qbs, bs)                                       # (B*n, H, bs, D)
+        kg, vg = _gathered(k4, pos), _gathered(v4, pos)                   # (B*n, H, m*bs, X)
+        m4 = None if allowed is None else np.tile(allowed[:, None], (B, 1, 1, 1))
+        og, ctx, _ = attention_forward(qg, kg, vg, m4, False, scale)
+        out.reshape(B, H, nqb, bs, Dv)[:, :, qbs] = og.reshape(B, n, H, bs, Dv).transpose(
+            0, 2, 1, 3, 4)
+        saved.append((ctx, qbs, kbs))
+    return np.ascontiguousarray(out[:, :, :Lq]), (saved, nqb, bs, Lq, Lk)
 
-    def gather(x):
-        g = x[:, :, pos]                                                 # (B, H, nqb, w*bs, X)
-        return np.ascontiguousarray(g.transpose(0, 2, 1, 3, 4).reshape(
-            B * nqb, H, width * bs, x.shape[3]))
-    m4 = np.tile(allowed[:, None], (B, 1, 1, 1))                          # (B*nqb, 1, bs, w*bs)
-    out, ctx, _ = attention_forward(qg, gather(k4), gather(v4), m4, False, scale)
-    out = out.reshape(B, nqb, H, bs, Dv).transpose(0, 2, 1, 3, 4).reshape(B, H, nqb * bs, Dv)
-    return np.ascontiguousarray(out[:, :, :Lq]), (ctx, sel, pos, nqb, bs, Lq, Lk)
+
+def _blocks(x, qbs, bs):
+    """Rows of the listed blocks of x (B, H, L, X) as (B * n, H, bs, X)."""
+    B, H, _, X = x.shape
+    blocks = x.reshape(B, H, -1, bs, X)[:, :, qbs]                        # (B, H, n, bs, X)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 1, 3, 4).reshape(B * len(qbs), H, bs, X))
+
+
+def _gathered(x, pos):
+    """x[:, :, pos] for pos (n, m) as (B * n, H, m, X)."""
+    B, H, _, X = x.shape
+    g = x[:, :, pos]
+    return np.ascontiguousarray(g.transpose(0, 2, 1, 3, 4).reshape(B * pos.shape[0], H,
+                                                                   pos.shape[1], X))
 
 
 def _block_backward(saved, g4):
-    ctx, sel, pos, nqb, bs, Lq, Lk = saved
+    groups, nqb, bs, Lq, Lk = saved
     B, H, _, Dv = g4.shape
-    D = ctx.q.shape[3]
-    gpad = np.zeros((B, H, nqb * bs, Dv), ctx.q.dtype)
+    dt = groups[0][0].q.dtype if groups else g4.dtype
+    D = groups[0][0].q.shape[3] if groups else 0
+    gpad = np.zeros((B, H, nqb * bs, Dv), dt)
     gpad[:, :, :Lq] = g4
-    gg = np.ascontiguousarray(gpad.reshape(B, H, nqb, bs, Dv).transpose(0, 2, 1, 3, 4)
-                              .reshape(B * nqb, H, bs, Dv))
-    dqg, dkg, dvg = attention_backward(ctx, gg)
-    dq = dqg.reshape(B, nqb, H, bs, D).transpose(0, 2, 1, 3, 4).reshape(B, H, nqb * bs, D)
-    dk = np.zeros((B, H, Lk, D), ctx.q.dtype)
-    dv = np.zeros((B, H, Lk, Dv), ctx.q.dtype)
-    dkg = dkg.reshape(B, nqb, H, -1, D)
-    dvg = dvg.reshape(B, nqb, H, -1, Dv)
-    for qb in range(nqb):                       # key blocks repeat across query blocks
-        for s, kb in enumerate(sel[qb]):
-            if kb < 0:
-                continue
-            lo, hi = kb * bs, min((kb + 1) * bs, Lk)
-            dk[:, :, lo:hi] += dkg[:, qb, :, s * bs:s * bs + hi - lo]
-            dv[:, :, lo:hi] += dvg[:, qb, :, s * bs:s * bs + hi - lo]
+    dq = np.zeros((B, H, nqb * bs, D), dt)
+    dk = np.zeros((B, H, Lk, D), dt)
+    dv = np.zeros((B, H, Lk, Dv), dt)
+    for ctx, qbs, kbs in groups:
+        n, m = kbs.shape
+        dqg, dkg, dvg = attention_backward(ctx, _blocks(gpad, qbs, bs))
+        dq.reshape(B, H, nqb, bs, D)[:, :, qbs] = dqg.reshape(B, n, H, bs, D).transpose(
+            0, 2, 1, 3, 4)
+        dkg = dkg.reshape(B, n, H, m, bs, D)
+        dvg = dvg.reshape(B, n, H, m, bs, Dv)
+        for i in range(n):                      # key blocks repeat across query blocks
+            for s_, kb in enumerate(kbs[i]):
+                lo, hi = kb * bs, min((kb + 1) * bs, Lk)
+                dk[:, :, lo:hi] += dkg[:, i, :, s_, :hi - lo]
+                dv[:, :, lo:hi] += dvg[:, i, :, s_, :hi - lo]
     return np.ascontiguousarray(dq[:, :, :Lq]), dk, dv
