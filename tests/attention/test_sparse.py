@@ -110,6 +110,7 @@ def test_float32_windowed_fast_path_and_rectangular(rng):
     lambda sa, q, k, v: sa.forward_block_sparse(q, k, v, BlockSparseMask(3, [(0, 0), (1, 2), (2, 1)])),
     lambda sa, q, k, v: sa.forward_sparse(q, k, v, COOMask([0, 1, 1, 4, 7], [2, 0, 5, 4, 7], (9, 9))),
     lambda sa, q, k, v: sa.forward_topk(q, k, v, 3),
+    lambda sa, q, k, v: sa.forward_block_sparse(q, k, v, BlockSparseMask(16, [(0, 0)])),
 ])
 def test_backward_matches_finite_differences(rng, call):
     q, k, v = (rng.standard_normal((9, 4)) for _ in range(3))
