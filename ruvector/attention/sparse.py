@@ -416,12 +416,7 @@ def _strided_forward(q4, k4, v4, window, stride, causal, scale):
         allow &= tk <= tq
     mask = allow[None, :, :] & vq[:, :, None] & vk[:, None, :]          # (stride, nq, nk)
     mask = np.tile(mask[:, None], (B, 1, 1, 1))                          # (B*stride, 1, ..)
-
-    def group(x, pos):                       # (B, H, L, X) -> (B*stride, H, n, X)
-        g = x[:, :, pos]                     # (B, H, stride, n, X)
-        return np.ascontiguousarray(g.transpose(0, 2, 1, 3, 4).reshape(
-            B * stride, H, pos.shape[1], x.shape[3]))
-    qs, ks, vs = group(q4, pq), group(k4, pk), group(v4, pk)
+    qs, ks, vs = _gathered(q4, pq), _gathered(k4, pk), _gathered(v4, pk)
     res_out, res_ctx, _ = attention_forward(qs, ks, vs, mask, False, scale)
     # back to positions (padded query rows are dropped)
     rows = res_out.reshape(B, stride, H, -1, Dv).transpose(0, 2, 1, 3, 4)
@@ -443,14 +438,9 @@ def _strided_backward(saved, g4):
     dt = band_ctx.q.dtype
     g4 = g4.astype(dt)
     dq, dk, dv = attention_backward(replace(band_ctx, out=out, lse=lse.astype(dt)), g4)
-
-    def group(x, pos):
-        gx = x[:, :, pos]
-        return np.ascontiguousarray(gx.transpose(0, 2, 1, 3, 4).reshape(
-            B * stride, H, pos.shape[1], x.shape[3]))
-    lse_g = group(lse[..., None], pq)[..., 0].astype(dt)
-    rq, rk, rv = attention_backward(replace(res_ctx, out=group(out, pq), lse=lse_g),
-                                    group(g4, pq))
+    lse_g = _gathered(lse[..., None], pq)[..., 0].astype(dt)
+    rq, rk, rv = attention_backward(replace(res_ctx, out=_gathered(out, pq), lse=lse_g),
+                                    _gathered(g4, pq))
 
     def scatter(acc, part, pos, valid):
         part = part.reshape(B, stride, H, pos.shape[1], -1).transpose(0, 2, 1, 3, 4)
