@@ -19,7 +19,8 @@ A row without keys gives zeros.  Patterns (True = may attend; ``causal`` adds j 
 Execution: a plain window runs on the tiled dense kernels restricted to the band; a strided
 pattern is the band plus dense attention inside each residue class, merged by log-sum-exp;
 block-sparse masks with blocks >= 16 run as batched dense tiles over each query block's
-gathered key blocks; other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
+gathered key blocks; global tokens add their pairs outside the band through the CSR
+kernels, merged by log-sum-exp; other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
 scores blocks of query rows with BLAS and keeps each row's k best.
 """
 import numpy as np
@@ -279,6 +280,12 @@ class SparseAttention:
             out4, saved = _block_forward(q4, k4, v4, mask, self.causal, scale)
             self._ctx = ("block", prep, saved)
             return restore_rank(out4, prep.rank, prep.lead)
+        if type(mask) is WindowedMask:               # a band plus global tokens
+            _check_finite(prep)
+            mask.to_csr(Lq, Lk, self.causal)            # validates the token positions
+            out4, saved = _global_forward(q4, k4, v4, mask, self.causal, scale)
+            self._ctx = ("global", prep, saved)
+            return restore_rank(out4, prep.rank, prep.lead)
         if type(mask) is StridedMask:
             _check_finite(prep)
             out4, saved = _strided_forward(q4, k4, v4, mask.window, mask.stride, self.causal,
@@ -311,6 +318,8 @@ class SparseAttention:
                      attention_backward(ctx, g.reshape(B, H, Lq, Dv).astype(ctx.q.dtype))]
         elif kind == "block":
             grads = _block_backward(saved, g.reshape(B, H, Lq, Dv).astype(prep.q.dtype))
+        elif kind == "global":
+            grads = _global_backward(saved, g.reshape(B, H, Lq, Dv).astype(prep.q.dtype))
         elif kind == "strided":
             grads = _strided_backward(saved, g.reshape(B, H, Lq, Dv))
         elif kind == "csr":
@@ -543,3 +552,63 @@ def _block_backward(saved, g4):
                 dk[:, :, lo:hi] += dkg[:, i, :, s_, :hi - lo]
                 dv[:, :, lo:hi] += dvg[:, i, :, s_, :hi - lo]
     return np.ascontiguousarray(dq[:, :, :Lq]), dk, dv
+
+
+# -- windowed pattern with global tokens = band + the few pairs outside it ---------------------
+def _outside_band_csr(Lq, Lk, window, tokens, causal):
+    """CSR rows of the global-token pairs outside the band |i - j| <= window: every key of a
+    global query row, and the global keys of every other row."""
+    rows, cols = [], []
+    is_global = np.zeros(Lq, bool)
+    is_global[tokens[tokens < Lq]] = True
+    keys = tokens[tokens < Lk]
+    if len(keys):
+        r = np.repeat(np.flatnonzero(~is_global), len(keys))
+        c = np.tile(keys, int((~is_global).sum()))
+        rows.append(r)
+        cols.append(c)
+    for i in np.flatnonzero(is_global):
+        c = np.arange(Lk)
+        rows.append(np.full(Lk, i))
+        cols.append(c)
+    if not rows:
+        return np.zeros(Lq + 1, np.int64), np.zeros(0, np.int64)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    keep = np.abs(r - c) > window
+    if causal:
+        keep &= c <= r
+    return _csr_from_pairs(r[keep], c[keep], Lq)
+
+
+def _global_forward(q4, k4, v4, mask, causal, scale):
+    """Band on the tiled kernels, the pairs outside it on the CSR kernels, merged by
+    log-sum-exp (both parts' backward later run against the merged output and lse)."""
+    from .kernels import sparse as kern
+    B, H, Lq, D = q4.shape
+    Lk, Dv = k4.shape[2], v4.shape[3]
+    band_out, band_ctx, _ = attention_forward(q4, k4, v4, None, causal, scale,
+                                              window=mask.window)
+    indptr, indices = _outside_band_csr(Lq, Lk, mask.window, mask.global_tokens, causal)
+    G = B * H
+    qg, kg, vg = (a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
+    rest = np.empty((G, Lq, Dv), q4.dtype)
+    rest_lse = np.empty((G, Lq))
+    with blas_single_thread():
+        kern.forward(qg, kg, vg, indptr, indices, scale, rest, rest_lse)
+    out, lse = _merge(band_out, band_ctx.lse.astype(np.float64), rest.reshape(B, H, Lq, Dv),
+                      rest_lse.reshape(B, H, Lq))
+    return out, (band_ctx, out, lse, indptr, indices, scale)
+
+
+def _global_backward(saved, g4):
+    from dataclasses import replace
+    band_ctx, out, lse, indptr, indices, scale = saved
+    B, H, Lq, Dv = out.shape
+    dt = band_ctx.q.dtype
+    dq, dk, dv = attention_backward(replace(band_ctx, out=out, lse=lse.astype(dt)), g4)
+    G = B * H
+    rest = (band_ctx.q.reshape(G, Lq, -1), band_ctx.k.reshape(G, band_ctx.k.shape[2], -1),
+            band_ctx.v.reshape(G, band_ctx.v.shape[2], -1), out.reshape(G, Lq, Dv),
+            lse.reshape(G, Lq), indptr, indices, scale)
+    rq, rk, rv = _csr_backward(rest, g4.reshape(G, Lq, Dv))
+    return dq + rq.reshape(dq.shape), dk + rk.reshape(dk.shape), dv + rv.reshape(dv.shape)
