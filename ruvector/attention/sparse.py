@@ -251,7 +251,6 @@ class SparseAttention:
 
     # -- engine ----------------------------------------------------------------------------------
     def _run(self, q, k, v, mask):
-        from .kernels import sparse as kern
         prep = prepare_inputs(q, k, v, dtype=self.dtype)
         q4, k4, v4 = prep.q, prep.k, prep.v
         B, H, Lq, D = q4.shape
@@ -294,12 +293,7 @@ class SparseAttention:
             return restore_rank(out4, prep.rank, prep.lead)
         _check_finite(prep)
         indptr, indices = mask.to_csr(Lq, Lk, self.causal)
-        G = B * H
-        qg, kg, vg = (a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
-        out = np.empty((G, Lq, Dv), q4.dtype)
-        lse = np.empty((G, Lq))
-        with blas_single_thread():
-            kern.forward(qg, kg, vg, indptr, indices, scale, out, lse)
+        (qg, kg, vg), out, lse = _csr_forward(q4, k4, v4, indptr, indices, scale)
         self._ctx = ("csr", prep, (qg, kg, vg, out, lse, indptr, indices, scale))
         return restore_rank(out.reshape(B, H, Lq, Dv), prep.rank, prep.lead)
 
@@ -330,6 +324,18 @@ class SparseAttention:
         return tuple(restore_rank(x.reshape(s), prep.rank, prep.lead)
                      if prep.rank != 1 or i == 0 else x.reshape(s[2:])
                      for i, (x, s) in enumerate(zip(grads, shapes)))
+
+
+def _csr_forward(q4, k4, v4, indptr, indices, scale):
+    """CSR kernel forward over (B*H) groups: ((qg, kg, vg), out (G, Lq, Dv), lse (G, Lq))."""
+    from .kernels import sparse as kern
+    G, Lq = q4.shape[0] * q4.shape[1], q4.shape[2]
+    groups = tuple(a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
+    out = np.empty((G, Lq, v4.shape[3]), q4.dtype)
+    lse = np.empty((G, Lq))
+    with blas_single_thread():
+        kern.forward(*groups, indptr, indices, scale, out, lse)
+    return groups, out, lse
 
 
 def _check_finite(prep):
@@ -583,18 +589,12 @@ def _outside_band_csr(Lq, Lk, window, tokens, causal):
 def _global_forward(q4, k4, v4, mask, causal, scale):
     """Band on the tiled kernels, the pairs outside it on the CSR kernels, merged by
     log-sum-exp (both parts' backward later run against the merged output and lse)."""
-    from .kernels import sparse as kern
     B, H, Lq, D = q4.shape
     Lk, Dv = k4.shape[2], v4.shape[3]
     band_out, band_ctx, _ = attention_forward(q4, k4, v4, None, causal, scale,
                                               window=mask.window)
     indptr, indices = _outside_band_csr(Lq, Lk, mask.window, mask.global_tokens, causal)
-    G = B * H
-    qg, kg, vg = (a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
-    rest = np.empty((G, Lq, Dv), q4.dtype)
-    rest_lse = np.empty((G, Lq))
-    with blas_single_thread():
-        kern.forward(qg, kg, vg, indptr, indices, scale, rest, rest_lse)
+    _, rest, rest_lse = _csr_forward(q4, k4, v4, indptr, indices, scale)
     out, lse = _merge(band_out, band_ctx.lse.astype(np.float64), rest.reshape(B, H, Lq, Dv),
                       rest_lse.reshape(B, H, Lq))
     return out, (band_ctx, out, lse, indptr, indices, scale)
