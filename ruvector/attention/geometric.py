@@ -35,6 +35,11 @@ AGGREGATIONS = ("tangent", "einstein", "frechet")
 PARALLEL_MIN_PAIRS = 1 << 15
 
 
+def _compute_dtype(query):
+    """float64 when the query is float64, float32 otherwise."""
+    return np.dtype(np.float64 if getattr(query, "dtype", None) == np.float64 else np.float32)
+
+
 class _GeometricAttention:
     """Shared input handling, tangent-mean aggregation and autodiff backward."""
 
@@ -51,8 +56,7 @@ class _GeometricAttention:
         """Arrays in the query's float dtype (float64 input stays float64, anything else
         becomes float32); formulas evaluate in float64.  NaN/Inf are found in the results
         (every input entry reaches the weights or the output), see :meth:`forward`."""
-        dt = np.dtype(np.float64) if getattr(query, "dtype", None) == np.float64 else \
-            np.dtype(np.float32)
+        dt = _compute_dtype(query)
         q = as_array(query, "query", dtype=dt, ndim=(1, 2), check=False)
         k = as_array(keys, "keys", dtype=dt, ndim=2, check=False)
         v = as_array(values, "values", dtype=dt, ndim=2, check=False)
@@ -111,10 +115,9 @@ class _GeometricAttention:
 
     def forward_batch(self, queries, keys, values):
         """(B, N, D) queries with (B, M, D) keys and values -> (B, N, D)."""
-        Q = as_array(queries, "queries", dtype=None if getattr(queries, "dtype", None) in
-                     BALL_EPS else np.float32, ndim=3)
-        K = as_array(keys, "keys", dtype=np.float64, ndim=3)
-        V = as_array(values, "values", dtype=np.float64, ndim=3)
+        dt = _compute_dtype(queries)
+        Q, K, V = (as_array(a, name, dtype=dt, ndim=3, check=False)   # forward checks values
+                   for a, name in ((queries, "queries"), (keys, "keys"), (values, "values")))
         if not Q.shape[0] == K.shape[0] == V.shape[0]:
             raise DimensionMismatch(f"batch sizes differ: {Q.shape}, {K.shape}, {V.shape}")
         return np.stack([self.forward(Q[b], K[b], V[b]) for b in range(Q.shape[0])])
