@@ -123,20 +123,28 @@ def run_expand(step, frame, ctx):
     rows, nodes, edges = _gather(frame.cols[step.src], adjacency, ctx)
     ok = _edge_free(frame, rows, edges, ctx) & _node_ok(step, frame, rows, nodes, ctx)
     rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
-    out = frame.take(rows)
-    out.cols[step.rel_slot] = edges
-    if not step.dst_bound:
-        out.cols[step.dst] = nodes
+    out = _bind(step, frame, rows, edges, nodes)
     keep = np.ones(out.n, bool)
     for c in step.filters:
         keep[keep] = V.truth(ctx.evaluate(c, out.filter(keep)))
     if ctx.attend is not None:
         kept, w = _attend(rows[keep], nodes[keep], frame, ctx)
-        out = out.filter(keep).take(kept)
-        out.weights[step.dst] = out.weights[step.rel_slot] = w
-        out.weights[TOTAL] = out.weights[TOTAL] * w
-        return out
+        sel = np.flatnonzero(keep)[kept]
+        return _bind(step, frame, rows[sel], edges[sel], nodes[sel], w, w)
     return out.filter(keep)
+
+
+def _bind(step, frame, parents, rel_col, nodes, hop_w=None, total_w=None):
+    """Rows of a hop's matches: the parent rows plus the relationship and destination
+    columns, and with ATTEND the hop weight and the running product of weights."""
+    out = frame.take(parents)
+    out.cols[step.rel_slot] = rel_col
+    if not step.dst_bound:
+        out.cols[step.dst] = nodes
+    if hop_w is not None:
+        out.weights[step.dst] = out.weights[step.rel_slot] = hop_w
+        out.weights[TOTAL] = out.weights[TOTAL] * total_w
+    return out
 
 
 def _node_ok(step, frame, rows, nodes, ctx):
@@ -209,13 +217,9 @@ def _emit(step, frame, parents, nodes, path, width, hop_w, prod_w, ctx):
     matrix = np.full((len(nodes), width), -1, np.int64)
     ordered = path[:, ::-1] if step.reverse else path
     matrix[:, :path.shape[1]] = ordered
-    out = frame.take(parents)
-    out.cols[step.rel_slot] = matrix
-    if not step.dst_bound:
-        out.cols[step.dst] = nodes
-    if hop_w is not None:
-        out.weights[step.dst] = out.weights[step.rel_slot] = hop_w[ok]
-        out.weights[TOTAL] = out.weights[TOTAL] * prod_w[ok]
+    weighted = hop_w is not None
+    out = _bind(step, frame, parents, matrix, nodes, hop_w[ok] if weighted else None,
+                prod_w[ok] if weighted else None)
     return ctx.keep(out, step.filters)
 
 
