@@ -123,15 +123,16 @@ def run_expand(step, frame, ctx):
     rows, nodes, edges = _gather(frame.cols[step.src], adjacency, ctx)
     ok = _edge_free(frame, rows, edges, ctx) & _node_ok(step, frame, rows, nodes, ctx)
     rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
-    out = _bind(step, frame, rows, edges, nodes)
-    keep = np.ones(out.n, bool)
-    for c in step.filters:
-        keep[keep] = V.truth(ctx.evaluate(c, out.filter(keep)))
+    keep = np.ones(len(rows), bool)
+    if step.filters:
+        candidates = _bind(step, frame, rows, edges, nodes)
+        for c in step.filters:
+            keep[keep] = V.truth(ctx.evaluate(c, candidates.filter(keep)))
     if ctx.attend is not None:
         kept, w = _attend(rows[keep], nodes[keep], frame, ctx)
         sel = np.flatnonzero(keep)[kept]
         return _bind(step, frame, rows[sel], edges[sel], nodes[sel], w, w)
-    return out.filter(keep)
+    return _bind(step, frame, rows[keep], edges[keep], nodes[keep])
 
 
 def _bind(step, frame, parents, rel_col, nodes, hop_w=None, total_w=None):
