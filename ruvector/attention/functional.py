@@ -9,12 +9,11 @@ validating entry point for any rank.
 where M is the boolean mask (True = may attend), combined with the causal mask
 ``j <= i`` (top-left aligned when Lq != Lk).  A query row with no allowed key returns 0.
 """
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._threads import blas_single_thread, num_workers
+from .._threads import num_workers
 from .._validate import as_array, as_bool_mask, check_finite, require_same
 from ..errors import DimensionMismatch, InvalidInput
 from .kernels import dense
@@ -42,13 +41,6 @@ class AttentionContext:
     window: int
     drop_p: float
     seed: int
-
-
-def _blas_guard(uses_blas):
-    """One BLAS thread while a kernel calls BLAS: inside prange workers it must be, and in
-    the serial path OpenBLAS's extra thread would keep spinning after the call and steal a
-    core from the next parallel kernel (measured: 0.2 ms -> 7 ms)."""
-    return blas_single_thread() if uses_blas else contextlib.nullcontext()
 
 
 def _plan(B, H, Lq, Lk, D, Dv):
@@ -88,10 +80,9 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     poison = np.zeros(W, dtype=q.dtype)
     args = (q, k, v, mask4, has_mask, bool(causal), int(window), dt(scale), float(drop_p),
             int(seed),
-            nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv)), q.dtype),
-            np.empty((W, dense.KT), np.int32), poison)
-    with _blas_guard(parallel or Lq >= dense.SMALL_Q):
-        (dense.forward_parallel if parallel else dense.forward_serial)(*args)
+            nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv, Lq)), q.dtype),
+            poison)
+    (dense.forward_parallel if parallel else dense.forward_serial)(*args)
     out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
                            int(window), float(drop_p), int(seed))
@@ -127,10 +118,8 @@ def attention_backward(ctx, dout):
     dv = np.zeros((nqc, B, H, Lk, Dv), q.dtype)
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
-            np.empty((W, dense.backward_scratch_size(D, Dv)), q.dtype),
-            np.empty((W, dense.KT), np.int32))
-    with _blas_guard(parallel or Lq >= dense.SMALL_Q):
-        (dense.backward_parallel if parallel else dense.backward_serial)(*args)
+            np.empty((W, dense.backward_scratch_size(D, Dv, Lq)), q.dtype))
+    (dense.backward_parallel if parallel else dense.backward_serial)(*args)
     return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
 
 

@@ -13,7 +13,7 @@ as float32.  Inputs below -87 (and -inf) give exactly 0; the result is accurate 
 """
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 EXP_UNDERFLOW = np.float32(-87.0)
 
@@ -22,56 +22,61 @@ EXP_UNDERFLOW = np.float32(-87.0)
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def exp_row_f32(x, shift, out, ibuf):
-    """out[j] = exp(x[j] - shift) for float32 rows; ``ibuf`` is int32 scratch of len(x).
+@intrinsic
+def bits_as_float(typingctx, bits):
+    """Reinterpret an int32 as float32 or an int64 as float64 (no conversion, no memory)."""
+    if bits == types.int32:
+        out = types.float32
+    elif bits == types.int64:
+        out = types.float64
+    else:
+        return None
 
-    Returns the sum of the written values (accumulated in float32).
-    """
-    fbuf = ibuf.view(np.float32)
-    total = np.float32(0.0)
-    for j in range(x.shape[0]):
-        xj = x[j] - shift
-        xc = max(xj, EXP_UNDERFLOW)
-        k = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
-        r = xc - k * np.float32(0.693359375)
-        r = r + k * np.float32(2.12194440e-4)
-        p = np.float32(1.0 / 720.0)
-        p = p * r + np.float32(1.0 / 120.0)
-        p = p * r + np.float32(1.0 / 24.0)
-        p = p * r + np.float32(1.0 / 6.0)
-        p = p * r + np.float32(0.5)
-        p = p * r + np.float32(1.0)
-        p = p * r + np.float32(1.0)
-        ibuf[j] = (np.int32(k) + np.int32(127)) << 23
-        e = p * fbuf[j] if xj > EXP_UNDERFLOW else np.float32(0.0)
-        out[j] = e
-        total += e
-    return total
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(out))
+
+    return out(bits), codegen
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
-def exp_row_f64(x, shift, out, ibuf):
-    """float64 counterpart of :func:`exp_row_f32` using ``np.exp`` (exact to libm)."""
-    total = 0.0
+def fast_exp_f32(x):
+    """exp(x) for float32 (see module docstring); a pure expression, so loops vectorise."""
+    xc = max(x, EXP_UNDERFLOW)
+    k = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = xc - k * np.float32(0.693359375)
+    r = r + k * np.float32(2.12194440e-4)
+    p = np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    two_k = bits_as_float(np.int32((np.int32(k) + np.int32(127)) << 23))
+    return p * two_k if x > EXP_UNDERFLOW else np.float32(0.0)
+
+
+def fexp(x):  # pragma: no cover - replaced by the overload in kernels
+    """exp for kernels: :func:`fast_exp_f32` for float32, libm ``np.exp`` for float64."""
+    raise NotImplementedError("fexp is only callable from Numba kernels")
+
+
+@overload(fexp)
+def _fexp_overload(x):
+    if x == types.float32:
+        return lambda x: fast_exp_f32(x)
+    return lambda x: np.exp(x)
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def exp_row(x, shift, out):
+    """out[j] = exp(x[j] - shift) (``out`` may be ``x``); returns the sum of the values."""
+    total = x.dtype.type(0)
     for j in range(x.shape[0]):
-        xj = x[j] - shift
-        e = np.exp(xj) if xj > -745.0 else 0.0
+        e = fexp(x[j] - shift)
         out[j] = e
         total += e
     return total
-
-
-def exp_row(x, shift, out, ibuf):  # pragma: no cover - replaced by the overload in kernels
-    """exp(x - shift) into ``out``; returns the sum. float32: :func:`exp_row_f32`, else libm."""
-    raise NotImplementedError("exp_row is only callable from Numba kernels")
-
-
-@overload(exp_row, inline="always")
-def _exp_row_overload(x, shift, out, ibuf):
-    if x.dtype == types.float32:
-        return lambda x, shift, out, ibuf: exp_row_f32(x, shift, out, ibuf)
-    return lambda x, shift, out, ibuf: exp_row_f64(x, shift, out, ibuf)
 
 
 LN2_HI = 6.93147180369123816490e-01

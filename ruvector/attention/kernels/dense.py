@@ -37,7 +37,8 @@ backward recomputes the same bits without storing them.
 import numpy as np
 from numba import njit, prange
 
-from ._math import FASTMATH, exp_row
+from ._math import FASTMATH, exp_row, fexp
+from ._simd import gemm_block
 
 QB = 128  # query rows per tile
 KT = 256  # keys per tile
@@ -55,32 +56,39 @@ def keep_bit(seed, b, h, i, j, H, Lq, Lk, drop_p):
     return u >= drop_p
 
 
+@njit(cache=True, inline="always")
+def _key_range(i0, i1, j0, j1, causal, window):
+    """Keys that rows i0:i1 may see within j0:j1: causal stops at i1, a band at i +- window."""
+    jstart, jend = j0, (min(j1, i1) if causal else j1)
+    if window >= 0:
+        jstart = max(j0, i0 - window)
+        jend = min(jend, i1 + window)
+    return jstart, jend
+
+
+@njit(cache=True, inline="always")
+def _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
+    """True when some entry of the (i0:i1, jt:je) tile may be disallowed."""
+    return has_mask or (causal and je - 1 > i0) or (
+        window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window))
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt):
-    """Set disallowed entries of the score tile S (rows i0.., keys jt..) to -inf: the mask,
-    causal (j > i) and, with window >= 0, the band |i - j| > window."""
-    nq, nk = S.shape
+def _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt):
+    """Set disallowed entries of a score tile to -inf.  A wide tile is transposed (keys x
+    queries: S[c, r]), a narrow one is S[r, c], for query i0 + r and key jt + c."""
+    nq, nk = (S.shape[1], S.shape[0]) if wide else S.shape
     ninf = -np.inf
     for r in range(nq):
-        if window >= 0:
-            for c in range(0, min(nk, max(0, i0 + r - window - jt))):
-                S[r, c] = ninf
-            for c in range(max(0, i0 + r + window + 1 - jt), nk):
-                S[r, c] = ninf
-        if has_mask:
-            for c in range(nk):
-                if not mask[b, h, i0 + r, jt + c]:
+        i = i0 + r
+        for c in range(nk):
+            j = jt + c
+            if (has_mask and not mask[b, h, i, j]) or (causal and j > i) or (
+                    window >= 0 and abs(i - j) > window):
+                if wide:
+                    S[c, r] = ninf
+                else:
                     S[r, c] = ninf
-        if causal:
-            for c in range(max(0, i0 + r + 1 - jt), nk):
-                S[r, c] = ninf
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _scaled_copy(src, scale, dst):
-    for r in range(src.shape[0]):
-        for c in range(src.shape[1]):
-            dst[r, c] = src[r, c] * scale
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -99,30 +107,52 @@ def _poison(a):
     return acc
 
 
-SMALL_Q = 8  # below this many query rows, plain loops beat a BLAS call
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _scaled_copy(src, scale, dst, transpose):
+    """dst = scale * src, or its transpose (a query tile as the B operand of gemm_block)."""
+    for r in range(src.shape[0]):
+        for d in range(src.shape[1]):
+            if transpose:
+                dst[d, r] = src[r, d] * scale
+            else:
+                dst[r, d] = src[r, d] * scale
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _scores(Qs, Kt, S):
-    """S = Qs Kt^T (np.dot for tiles; loops for a few rows, where sgemm is slow)."""
-    if Qs.shape[0] >= SMALL_Q:
-        np.dot(Qs, Kt.T, S)
-        return
-    nk, D = Kt.shape
-    zero = Qs.dtype.type(0)
-    for r in range(Qs.shape[0]):
+def _drop(P, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p):
+    """P <- P Z / (1 - p) with the keep bits Z of the tile (layout as in _mask_scores)."""
+    inv_keep = P.dtype.type(1.0 / (1.0 - drop_p))
+    nq, nk = (P.shape[1], P.shape[0]) if wide else P.shape
+    for r in range(nq):
+        for c in range(nk):
+            keep = keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p)
+            if wide:
+                P[c, r] = P[c, r] * inv_keep if keep else 0
+            else:
+                P[r, c] = P[r, c] * inv_keep if keep else 0
+
+
+ROWS_MIN = 16  # query tiles with fewer rows run the row-at-a-time path
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _row_scores(Q, K, S):
+    """S = Q K^T for a few query rows, four keys per pass (each query element loaded once)."""
+    nk, D = K.shape
+    zero = Q.dtype.type(0)
+    for r in range(Q.shape[0]):
         c = 0
-        while c + 4 <= nk:  # four keys per pass: each query element is loaded once
+        while c + 4 <= nk:
             a0 = zero
             a1 = zero
             a2 = zero
             a3 = zero
             for d in range(D):
-                x = Qs[r, d]
-                a0 += x * Kt[c, d]
-                a1 += x * Kt[c + 1, d]
-                a2 += x * Kt[c + 2, d]
-                a3 += x * Kt[c + 3, d]
+                x = Q[r, d]
+                a0 += x * K[c, d]
+                a1 += x * K[c + 1, d]
+                a2 += x * K[c + 2, d]
+                a3 += x * K[c + 3, d]
             S[r, c] = a0
             S[r, c + 1] = a1
             S[r, c + 2] = a2
@@ -131,95 +161,127 @@ def _scores(Qs, Kt, S):
         for c in range(c, nk):
             a0 = zero
             for d in range(D):
-                a0 += Qs[r, d] * Kt[c, d]
+                a0 += Q[r, d] * K[c, d]
             S[r, c] = a0
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _accumulate_pv(P, Vt, A, T):
-    """A += P Vt (T is scratch of A's shape for the BLAS path)."""
-    if P.shape[0] >= SMALL_Q:
-        np.dot(P, Vt, T)
-        A += T
-        return
+def _row_accumulate(P, X, out, transpose):
+    """out += P X, or out += P^T X when ``transpose`` (P is a narrow (rows, keys) tile)."""
     for r in range(P.shape[0]):
         for c in range(P.shape[1]):
             p = P[r, c]
-            for d in range(Vt.shape[1]):
-                A[r, d] += p * Vt[c, d]
+            if transpose:
+                for w in range(X.shape[1]):
+                    out[c, w] += p * X[r, w]
+            else:
+                for w in range(X.shape[1]):
+                    out[r, w] += p * X[c, w]
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _accumulate_tn(P, X, out, T):
-    """out += P^T X for P (nq, nk), X (nq, d), out (nk, d) (T: scratch of out's shape)."""
-    if P.shape[0] >= SMALL_Q:
-        np.dot(P.T, X, T)
-        out += T
-        return
-    for r in range(P.shape[0]):
-        for c in range(P.shape[1]):
-            p = P[r, c]
-            for d in range(X.shape[1]):
-                out[c, d] += p * X[r, d]
+def _max_into(S, wide, cmax):
+    """cmax[r] = max(cmax[r], max_c S_rc) (layout as in _mask_scores; the contiguous index
+    innermost, so the loops vectorise)."""
+    if wide:
+        for c in range(S.shape[0]):
+            for r in range(S.shape[1]):
+                cmax[r] = max(cmax[r], S[c, r])
+    else:
+        for r in range(S.shape[0]):
+            top = cmax[r]
+            for c in range(S.shape[1]):
+                top = max(top, S[r, c])
+            cmax[r] = top
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _exp_shifted(S, wide, shift, sums):
+    """S_rc <- exp(S_rc - shift[r]) and sums[r] += the new values (layout as in
+    _mask_scores)."""
+    if wide:
+        for c in range(S.shape[0]):
+            for r in range(S.shape[1]):
+                e = fexp(S[c, r] - shift[r])
+                S[c, r] = e
+                sums[r] += e
+    else:
+        for r in range(S.shape[0]):
+            sums[r] += exp_row(S[r], shift[r], S[r])
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _online_softmax_step(S, wide, m, l, A, cmax):
+    """One key tile of the streaming softmax (layout as in _mask_scores):
+    m' = max(m, max_c S), S <- exp(S - m'), l <- l e^(m - m') + sum_c S, A <- A e^(m - m').
+    Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0."""
+    nq = A.shape[0]
+    cmax[:nq] = m[:nq]
+    _max_into(S, wide, cmax)
+    for r in range(nq):
+        new = cmax[r]
+        shift = new if new != -np.inf else 0  # exp(-inf - 0) = 0 for empty rows
+        alpha = np.exp(m[r] - shift)          # 0 when m = -inf
+        cmax[r] = shift
+        l[r] *= alpha
+        m[r] = new
+        if alpha != 1:
+            for d in range(A.shape[1]):
+                A[r, d] *= alpha
+    _exp_shifted(S, wide, cmax, l)
+
+
+@njit(cache=True, inline="always")
+def _tile(buf, rows, cols):
+    """A (rows, cols) C-contiguous view of the start of a flat scratch buffer."""
+    return buf[:rows * cols].reshape((rows, cols))
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                  b, h, i0, i1, j0, j1, out_o, out_lse, qs, sbuf, pbuf, acc, tmp, m, l, ibuf):
+                  b, h, i0, i1, j0, j1, out_o, out_lse, qbuf, sbuf, abuf, m, l, cmax):
     """Online-softmax attention of query rows i0:i1 over keys j0:j1 of (b, h).
 
+    Tiles of at least ROWS_MIN rows work on S^T = K (scale Q)^T (keys x queries) with the
+    register-tiled product of _simd and a column-wise softmax; smaller ones row by row.
     Returns the poison sum of the score tiles and of the outputs: 0, or NaN when a score,
     an output or a log-sum-exp is not finite (a NaN/Inf input, or an overflow).
     """
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
+    kf, vf = k.reshape(-1), v.reshape(-1)
+    kb0 = (b * H + h) * Lk * D
+    vb0 = (b * H + h) * Lk * Dv
     nq = i1 - i0
-    Qs = qs[:nq * D].reshape((nq, D))
-    _scaled_copy(q[b, h, i0:i1], scale, Qs)
-    poison = Qs.dtype.type(0)
-    A = acc[:nq * Dv].reshape((nq, Dv))
+    wide = nq >= ROWS_MIN
+    Qs = _tile(qbuf, D, nq) if wide else _tile(qbuf, nq, D)
+    _scaled_copy(q[b, h, i0:i1], scale, Qs, wide)
+    A = _tile(abuf, nq, Dv)
     A[:, :] = 0
+    poison = qbuf.dtype.type(0)
     for r in range(nq):
         m[r] = -np.inf
         l[r] = 0
-    jend = min(j1, i1) if causal else j1
-    jstart = j0
-    if window >= 0:                    # band: keys i0 - window .. i1 - 1 + window
-        jstart = max(j0, i0 - window)
-        jend = min(jend, i1 + window)
-    inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
+    jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
-        S = sbuf[:nq * nk].reshape((nq, nk))
-        P = pbuf[:nq * nk].reshape((nq, nk))
-        _scores(Qs, k[b, h, jt:je], S)
+        if wide:
+            S = _tile(sbuf, nk, nq)
+            gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D, 0)
+        else:
+            S = _tile(sbuf, nq, nk)
+            _row_scores(Qs, k[b, h, jt:je], S)
         poison += _poison(S)
-        if has_mask or (causal and je - 1 > i0) or (
-                window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window)):
-            _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt)
-        for r in range(nq):
-            row = S[r]
-            rmax = m[r]
-            for c in range(nk):
-                rmax = max(rmax, row[c])
-            if rmax == -np.inf:
-                P[r, :] = 0
-                continue
-            alpha = np.exp(m[r] - rmax)
-            rs = exp_row(row, rmax, P[r], ibuf)
-            l[r] = l[r] * alpha + rs
-            m[r] = rmax
-            if alpha != 1:
-                for c in range(Dv):
-                    A[r, c] *= alpha
-            if drop_p > 0:
-                for c in range(nk):
-                    if keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p):
-                        P[r, c] *= inv_keep
-                    else:
-                        P[r, c] = 0
-        _accumulate_pv(P, v[b, h, jt:je], A, tmp[:nq * Dv].reshape((nq, Dv)))
+        if _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
+            _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt)
+        _online_softmax_step(S, wide, m, l, A, cmax)
+        if drop_p > 0:
+            _drop(S, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
+        if wide:  # A += P V_t with P^T in the tile
+            gemm_block(abuf, 0, Dv, sbuf, 0, 1, nq, vf, vb0 + jt * Dv, Dv, nq, Dv, nk, 1)
+        else:
+            _row_accumulate(S, v[b, h, jt:je], A, False)
     zero = poison * 0
     for r in range(nq):
         if l[r] > 0:
@@ -235,24 +297,25 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     return poison
 
 
-def forward_scratch_size(D, Dv):
-    """float scratch per worker for the forward: Qs, S, P, A, T, m, l."""
-    return QB * D + 2 * QB * KT + QB * Dv + QB * max(D, Dv) + 2 * QB
+def forward_scratch_size(D, Dv, Lq):
+    """float scratch per worker for the forward: Q tile, score tile, A, m, l, column max
+    (for tiles of min(QB, Lq) query rows)."""
+    qr = min(QB, Lq)
+    return qr * D + KT * qr + qr * Dv + 3 * qr
 
 
 @njit(cache=True)
 def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nkc, kchunk, o, lse, fscratch, iscratch, poison):
+                    nkc, kchunk, o, lse, fscratch, poison):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
-    n0 = QB * D
-    n1 = n0 + QB * KT
-    n2 = n1 + QB * KT
-    n3 = n2 + QB * Dv
-    n4 = n3 + QB * max(D, Dv)
-    qs, sbuf, pbuf, acc, tmp = buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3], buf[n3:n4]
-    m, l = buf[n4:n4 + QB], buf[n4 + QB:n4 + 2 * QB]
+    qr = min(QB, Lq)
+    n0 = qr * D
+    n1 = n0 + KT * qr
+    n2 = n1 + qr * Dv
+    qbuf, sbuf, abuf = buf[:n0], buf[n0:n1], buf[n1:n2]
+    m, l, cmax = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 3 * qr]
     nqb = (Lq + QB - 1) // QB
     ntasks = B * H * nqb * nkc
     for t in range(w, ntasks, W):
@@ -267,104 +330,135 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p
         j1 = min(j0 + kchunk, Lk)
         poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                                    b, h, i0, i1, j0, j1, o[kc, b, h, i0:i1],
-                                   lse[kc, b, h, i0:i1], qs, sbuf, pbuf, acc, tmp, m, l,
-                                   iscratch[w])
+                                   lse[kc, b, h, i0:i1], qbuf, sbuf, abuf, m, l, cmax)
 
 
 @njit(cache=True, parallel=True)
 def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                     o, lse, fscratch, iscratch, poison):
+                     o, lse, fscratch, poison):
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
-    fscratch: (W, forward_scratch_size(D, Dv)) floats; iscratch: (W, KT) int32; poison: (W,)
-    zeroed, NaN afterwards where a worker read a non-finite input.
+    fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,) zeroed, NaN afterwards
+    where a worker read a non-finite input.
     """
     W = fscratch.shape[0]
     for w in prange(W):
         _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                        nkc, kchunk, o, lse, fscratch, iscratch, poison)
+                        nkc, kchunk, o, lse, fscratch, poison)
 
 
 @njit(cache=True)
 def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                   o, lse, fscratch, iscratch, poison):
+                   o, lse, fscratch, poison):
     """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
     _forward_worker(0, 1, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nkc, kchunk, o, lse, fscratch, iscratch, poison)
+                    nkc, kchunk, o, lse, fscratch, poison)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _grad_scores(P, G, wide, delta):
+    """G <- dS = P (G - delta[r]) where G holds dP (layout as in _mask_scores)."""
+    if wide:
+        for c in range(G.shape[0]):
+            for r in range(G.shape[1]):
+                G[c, r] = P[c, r] * (G[c, r] - delta[r])
+    else:
+        for r in range(G.shape[0]):
+            for c in range(G.shape[1]):
+                G[r, c] = P[r, c] * (G[r, c] - delta[r])
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                   b, h, i0, i1, j0, j1, dq, dk, dv, qs, sbuf, pbuf, dqacc, tmp, ibuf):
+                   b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
+                   shift, sums):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
-    key range's part), adds into dk/dv."""
+    key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
+
+    Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
+    product through gemm_block; narrow ones work row by row.
+    """
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
+    kf, vf, dof = k.reshape(-1), v.reshape(-1), do.reshape(-1)
+    dkf, dvf = dk.reshape(-1), dv.reshape(-1)
+    kb0 = (b * H + h) * Lk * D
+    vb0 = (b * H + h) * Lk * Dv
+    ob = ((b * H + h) * Lq + i0) * Dv   # dO rows i0:i1 in dof
     nq = i1 - i0
-    Qs = qs[:nq * D].reshape((nq, D))
-    _scaled_copy(q[b, h, i0:i1], scale, Qs)
+    wide = nq >= ROWS_MIN
+    Qs = _tile(qsbuf, nq, D)
+    _scaled_copy(q[b, h, i0:i1], scale, Qs, False)
     dO = do[b, h, i0:i1]
-    dQ = dqacc[:nq * D].reshape((nq, D))
+    if wide:
+        _scaled_copy(q[b, h, i0:i1], scale, _tile(qtbuf, D, nq), True)
+        _scaled_copy(dO, do.dtype.type(1), _tile(dotbuf, Dv, nq), True)
+    dQ = _tile(dqbuf, nq, D)
     dQ[:, :] = 0
-    jend = min(j1, i1) if causal else j1
-    jstart = j0
-    if window >= 0:                    # band: keys i0 - window .. i1 - 1 + window
-        jstart = max(j0, i0 - window)
-        jend = min(jend, i1 + window)
-    inv_keep = 1.0 / (1.0 - drop_p) if drop_p > 0 else 1.0
+    for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
+        li = lse[b, h, i0 + r]
+        shift[r] = li if li != -np.inf else np.inf
+    jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
-        S = sbuf[:nq * nk].reshape((nq, nk))
-        P = pbuf[:nq * nk].reshape((nq, nk))
-        _scores(Qs, k[b, h, jt:je], S)
-        if has_mask or (causal and je - 1 > i0) or (
-                window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window)):
-            _masked_scores(S, mask, has_mask, causal, window, b, h, i0, jt)
-        for r in range(nq):
-            if lse[b, h, i0 + r] == -np.inf:
-                P[r, :] = 0
-            else:
-                exp_row(S[r], lse[b, h, i0 + r], P[r], ibuf)
-        if drop_p > 0:
-            # S <- P * Z / (1 - p): the probabilities that multiplied V.
-            for r in range(nq):
-                for c in range(nk):
-                    keep = keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p)
-                    S[r, c] = P[r, c] * inv_keep if keep else 0
-            _accumulate_tn(S, dO, dv[jt:je], tmp[:nk * Dv].reshape((nk, Dv)))
+        if wide:
+            P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
+            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0)
         else:
-            _accumulate_tn(P, dO, dv[jt:je], tmp[:nk * Dv].reshape((nk, Dv)))
-        _scores(dO, v[b, h, jt:je], S)  # S <- dP
-        for r in range(nq):
-            dl = delta[b, h, i0 + r]
-            for c in range(nk):
-                g = S[r, c]
-                if drop_p > 0:
-                    keep = keep_bit(seed, b, h, i0 + r, jt + c, H, Lq, Lk, drop_p)
-                    g = g * inv_keep if keep else 0
-                S[r, c] = P[r, c] * (g - dl)  # S <- dS
-        _accumulate_pv(S, k[b, h, jt:je], dQ, tmp[:nq * D].reshape((nq, D)))
-        _accumulate_tn(S, Qs, dk[jt:je], tmp[:nk * D].reshape((nk, D)))
-    _scaled_copy(dQ, scale, dq)
+            P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
+            _row_scores(Qs, k[b, h, jt:je], P)
+        if _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
+            _mask_scores(P, wide, mask, has_mask, causal, window, b, h, i0, jt)
+        _exp_shifted(P, wide, shift, sums)  # P = exp(S - lse)
+        pz, pzbuf = P, pbuf
+        if drop_p > 0:                  # dV uses P Z / (1 - p): the weights that met V
+            G[:, :] = P
+            _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
+            pz, pzbuf = G, gbuf
+        if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
+            gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, 1)
+            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0)
+        else:
+            _row_accumulate(pz, dO, dv[jt:je], True)
+            _row_scores(dO, v[b, h, jt:je], G)
+        if drop_p > 0:
+            _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
+        _grad_scores(P, G, wide, delta[b, h, i0:i1])
+        if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
+            gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, 1)
+            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, 1)
+        else:
+            _row_accumulate(G, k[b, h, jt:je], dQ, False)
+            _row_accumulate(G, Qs, dk[jt:je], True)
+    for r in range(nq):
+        for d in range(D):
+            dq[r, d] = dQ[r, d] * scale
 
 
-def backward_scratch_size(D, Dv):
-    """float scratch per worker for the backward: Qs, S, P, dQ, T."""
-    return 2 * QB * D + 2 * QB * KT + max(KT, QB) * max(D, Dv)
+def backward_scratch_size(D, Dv, Lq):
+    """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ, shift, sums
+    (for tiles of min(QB, Lq) query rows)."""
+    qr = min(QB, Lq)
+    return 3 * qr * D + qr * Dv + 2 * KT * qr + 2 * qr
 
 
 @njit(cache=True)
 def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
-                     seed, nqc, nkc, dq, dk, dv, fscratch, iscratch):
+                     seed, nqc, nkc, dq, dk, dv, fscratch):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
-    Lk, D = k.shape[2], q.shape[3]
+    Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
-    n0 = QB * D
-    n1 = n0 + QB * KT
-    n2 = n1 + QB * KT
-    n3 = n2 + QB * D
-    qs, sbuf, pbuf, dqacc, tmp = buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3], buf[n3:]
+    qr = min(QB, Lq)
+    n0 = qr * D
+    n1 = n0 + qr * D
+    n2 = n1 + qr * Dv
+    n3 = n2 + KT * qr
+    n4 = n3 + KT * qr
+    n5 = n4 + qr * D
+    qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf = (buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3],
+                                               buf[n3:n4], buf[n4:n5])
+    shift, sums = buf[n5:n5 + qr], buf[n5 + qr:n5 + 2 * qr]
     nqb = (Lq + QB - 1) // QB
     per = (nqb + nqc - 1) // nqc
     kchunk = (Lk + nkc - 1) // nkc
@@ -382,12 +476,12 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, wind
             i1 = min(i0 + QB, Lq)
             _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
-                           dv[qc, b, h], qs, sbuf, pbuf, dqacc, tmp, iscratch[w])
+                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums)
 
 
 @njit(cache=True, parallel=True)
 def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                      nqc, nkc, dq, dk, dv, fscratch, iscratch):
+                      nqc, nkc, dq, dk, dv, fscratch):
     """Backward over W = len(fscratch) workers.
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
@@ -397,15 +491,15 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, s
     W = fscratch.shape[0]
     for w in prange(W):
         _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
+                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch)
 
 
 @njit(cache=True)
 def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nqc, nkc, dq, dk, dv, fscratch, iscratch):
+                    nqc, nkc, dq, dk, dv, fscratch):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
     _backward_worker(0, 1, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, iscratch)
+                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

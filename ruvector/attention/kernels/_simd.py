@@ -1,0 +1,139 @@
+"""Register-tiled matrix-product micro-kernel for Numba, written in LLVM IR.
+
+The llvmlite wheels give Numba no vector types, and LLVM does not keep a 6 x 16 block of
+accumulators in registers when the loops are written in Python; a BLAS call per tile, on
+the other hand, repacks both operands on every call.  :func:`mk_block` is a Numba
+intrinsic that emits the classic broadcast-FMA micro-kernel (as in BLIS/GotoBLAS)::
+
+    C[i, j] (+)= sum_k A[i sa_r + k sa_c] * B[k ldb + j],   0 <= i < MR, 0 <= j < NR,
+
+with MR = 6 rows and NR = 2 SIMD vectors of columns (16 float32 / 8 float64 with AVX2):
+twelve vector accumulators stay in registers for the whole k loop; every step loads two
+vectors of B's row k and broadcasts one element of A per row.  A is addressed through two
+strides, so ``A`` may be a matrix or the transpose of one without a copy; B and C are
+row-major with leading dimensions ``ldb`` and ``ldc``.  ``mr < MR`` rows are handled in
+the kernel (loads clamped to the last valid row, stores skipped); the caller covers column
+remainders (:func:`gemm_block` does it with plain loops).
+
+Arrays are 1-D contiguous (flat views of the matrices); offsets, strides and leading
+dimensions are in elements.
+"""
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._math import FASTMATH
+
+MR = 6      # rows per micro-tile
+NVEC = 2    # SIMD vectors of columns per micro-tile
+
+
+def lanes(dtype):
+    """SIMD lanes of a 256-bit vector for a Numba float type."""
+    return 8 if dtype == types.float32 else 4
+
+
+@intrinsic
+def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr,
+             accumulate):
+    """C block (+)= A block @ B panel (see module docstring); ``accumulate`` is 0 or 1."""
+    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == 1 and c.dtype in (types.float32, types.float64)
+            and a.dtype == c.dtype and b.dtype == c.dtype):
+        return None
+    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, accumulate)
+    if not all(isinstance(t, types.Integer) for t in ints):
+        return None
+    sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp,
+                     b, types.intp, types.intp, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        (c_v, c_off_v, ldc_v, a_v, a_off_v, sar_v, sac_v, b_v, b_off_v, ldb_v, k_v, mr_v,
+         acc_flag) = args
+        ity = context.get_value_type(types.intp)
+        fty = context.get_value_type(c.dtype)
+        width = lanes(c.dtype)
+        vty = ir.VectorType(fty, width)
+        c_ptr = context.make_array(c)(context, builder, c_v).data
+        a_ptr = context.make_array(a)(context, builder, a_v).data
+        b_ptr = context.make_array(b)(context, builder, b_v).data
+        zero_v = ir.Constant(vty, [ir.Constant(fty, 0.0)] * width)
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+        last_row = builder.sub(mr_v, ir.Constant(ity, 1))
+        a_rows = []
+        for i in range(MR):
+            row = builder.select(builder.icmp_signed("<", ir.Constant(ity, i), mr_v),
+                                 ir.Constant(ity, i), last_row)
+            a_rows.append(builder.add(a_off_v, builder.mul(row, sar_v)))
+        accs = [[cgutils.alloca_once_value(builder, zero_v) for _ in range(NVEC)]
+                for _ in range(MR)]
+
+        def vec_ptr(base, index):
+            return builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
+
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+            "llvm.fma.v%d%s" % (width, "f32" if c.dtype == types.float32 else "f64"))
+        with cgutils.for_range(builder, k_v) as loop:
+            kk = loop.index
+            brow = builder.add(b_off_v, builder.mul(kk, ldb_v))
+            bvecs = [builder.load(vec_ptr(b_ptr, builder.add(brow, ir.Constant(ity, j * width))),
+                                  align=1) for j in range(NVEC)]
+            koff = builder.mul(kk, sac_v)
+            for i in range(MR):
+                s = builder.load(builder.gep(a_ptr, [builder.add(a_rows[i], koff)]))
+                sv = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined),
+                                                                   s, ir.Constant(ity, 0)),
+                                            ir.Constant(vty, ir.Undefined), splat_mask)
+                for j in range(NVEC):
+                    builder.store(builder.call(fma, [sv, bvecs[j], builder.load(accs[i][j])]),
+                                  accs[i][j])
+        do_acc = builder.icmp_signed("!=", acc_flag, ir.Constant(ity, 0))
+        for i in range(MR):
+            with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
+                crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
+                for j in range(NVEC):
+                    p = vec_ptr(c_ptr, builder.add(crow, ir.Constant(ity, j * width)))
+                    val = builder.load(accs[i][j])
+                    old = builder.load(p, align=1)
+                    val = builder.select(do_acc, builder.fadd(val, old), val)
+                    builder.store(val, p, align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def simd_lanes(typingctx, arr):
+    """Number of columns a micro-tile covers for ``arr``'s dtype (NVEC vectors)."""
+    if not isinstance(arr, types.Array):
+        return None
+    n = NVEC * lanes(arr.dtype)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, n)
+
+    return types.intp(arr), codegen
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, accumulate):
+    """C[i, j] (+)= sum_k A[a_off + i sa_r + k sa_c] B[b_off + k ldb + j] for i < m, j < n.
+
+    C, A, Bm are 1-D contiguous arrays (flat views) addressed through element offsets; micro-tiles of
+    MR x NR run in :func:`mk_block`, leftover columns in plain loops.
+    """
+    nr = simd_lanes(C)
+    nfull = n - n % nr
+    for j0 in range(0, nfull, nr):
+        for i0 in range(0, m, MR):
+            mk_block(C, c_off + i0 * ldc + j0, ldc, A, a_off + i0 * sa_r, sa_r, sa_c,
+                     Bm, b_off + j0, ldb, kdim, min(MR, m - i0), accumulate)
+    if nfull < n:
+        for i in range(m):
+            for j in range(nfull, n):
+                s = C.dtype.type(0)
+                for k in range(kdim):
+                    s += A[a_off + i * sa_r + k * sa_c] * Bm[b_off + k * ldb + j]
+                idx = c_off + i * ldc + j
+                C[idx] = C[idx] + s if accumulate else s
