@@ -9,6 +9,7 @@ validating entry point for any rank.
 where M is the boolean mask (True = may attend), combined with the causal mask
 ``j <= i`` (top-left aligned when Lq != Lk).  A query row with no allowed key returns 0.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     B, H, Lq, D = q.shape
     Lk, Dv = k.shape[2], v.shape[3]
     dt = q.dtype.type
-    scale = float(1.0 / np.sqrt(D)) if scale is None else float(scale)
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     has_mask = mask is not None
     mask4 = np.broadcast_to(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
@@ -82,11 +83,11 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
             int(seed),
             nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv, Lq)), q.dtype),
             poison)
-    (dense.forward_parallel if parallel else dense.forward_serial)(*args)
+    poison_total = (dense.forward_parallel if parallel else dense.forward_serial)(*args)
     out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
                            int(window), float(drop_p), int(seed))
-    return out, ctx, not np.isnan(poison.sum())
+    return out, ctx, poison_total == 0.0
 
 
 def merge_key_chunks(o, lse):

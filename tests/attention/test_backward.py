@@ -40,6 +40,14 @@ def test_sdpa_backward_every_rank(rng, shape_q, shape_k):
     _sdpa_case(rng, shape_q, shape_k, 2)
 
 
+@pytest.mark.parametrize("masked, causal, dropout", [(True, False, 0.0), (False, True, 0.0),
+                                                     (True, False, 0.3)])
+def test_sdpa_backward_wide_query_tiles(rng, masked, causal, dropout):
+    """Tiles of at least ROWS_MIN query rows take the transposed (keys x queries) path."""
+    mask = rng.random((1, 20, 23)) > 0.3 if masked else None
+    _sdpa_case(rng, (1, 20, 5), (1, 23, 5), 3, mask=mask, causal=causal, dropout=dropout)
+
+
 def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch):
     """Several query blocks and key tiles; the parallel path splits queries into chunks."""
     monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)

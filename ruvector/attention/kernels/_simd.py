@@ -34,22 +34,30 @@ def lanes(dtype):
     return 8 if dtype == types.float32 else 4
 
 
+ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
+COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i C[i, j]) of the new C
+
+
 @intrinsic
-def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr,
-             accumulate):
-    """C block (+)= A block @ B panel (see module docstring); ``accumulate`` is 0 or 1."""
-    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == 1 and c.dtype in (types.float32, types.float64)
-            and a.dtype == c.dtype and b.dtype == c.dtype):
+def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr, mode,
+             cm, cm_off):
+    """C block (+)= A block @ B panel (see module docstring); ``mode``: ACCUMULATE and
+    COLUMN_MAX bits (the column maxima go to cm[cm_off:cm_off + NR]; rows past ``mr``
+    repeat row mr - 1, so they cannot change a maximum)."""
+    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == cm.ndim == 1
+            and c.dtype in (types.float32, types.float64)
+            and a.dtype == c.dtype and b.dtype == c.dtype and cm.dtype == c.dtype):
         return None
-    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, accumulate)
+    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, mode, cm_off)
     if not all(isinstance(t, types.Integer) for t in ints):
         return None
     sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp,
-                     b, types.intp, types.intp, types.intp, types.intp, types.intp)
+                     b, types.intp, types.intp, types.intp, types.intp, types.intp,
+                     cm, types.intp)
 
     def codegen(context, builder, signature, args):
         (c_v, c_off_v, ldc_v, a_v, a_off_v, sar_v, sac_v, b_v, b_off_v, ldb_v, k_v, mr_v,
-         acc_flag) = args
+         mode_v, cm_v, cm_off_v) = args
         ity = context.get_value_type(types.intp)
         fty = context.get_value_type(c.dtype)
         width = lanes(c.dtype)
@@ -88,7 +96,19 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
                 for j in range(NVEC):
                     builder.store(builder.call(fma, [sv, bvecs[j], builder.load(accs[i][j])]),
                                   accs[i][j])
-        do_acc = builder.icmp_signed("!=", acc_flag, ir.Constant(ity, 0))
+        do_acc = builder.icmp_signed(
+            "!=", builder.and_(mode_v, ir.Constant(ity, ACCUMULATE)), ir.Constant(ity, 0))
+        do_max = builder.icmp_signed(
+            "!=", builder.and_(mode_v, ir.Constant(ity, COLUMN_MAX)), ir.Constant(ity, 0))
+        with builder.if_then(do_max):
+            cm_ptr = context.make_array(cm)(context, builder, cm_v).data
+            for j in range(NVEC):
+                p = vec_ptr(cm_ptr, builder.add(cm_off_v, ir.Constant(ity, j * width)))
+                top = builder.load(p, align=1)
+                for i in range(MR):
+                    x = builder.load(accs[i][j])
+                    top = builder.select(builder.fcmp_ordered(">", x, top), x, top)
+                builder.store(top, p, align=1)
         for i in range(MR):
             with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
                 crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
@@ -117,18 +137,21 @@ def simd_lanes(typingctx, arr):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, accumulate):
+def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, mode, colmax):
     """C[i, j] (+)= sum_k A[a_off + i sa_r + k sa_c] B[b_off + k ldb + j] for i < m, j < n.
 
-    C, A, Bm are 1-D contiguous arrays (flat views) addressed through element offsets; micro-tiles of
-    MR x NR run in :func:`mk_block`, leftover columns in plain loops.
+    C, A, Bm are 1-D contiguous arrays (flat views) addressed through element offsets;
+    micro-tiles of MR x NR run in :func:`mk_block`, leftover columns in plain loops.
+    ``mode``: 0 (C = A B), ACCUMULATE (C += A B); with COLUMN_MAX also
+    colmax[j] = max(colmax[j], max_i C[i, j]) (``colmax``: n entries; unused otherwise).
     """
+    accumulate = mode & ACCUMULATE
     nr = simd_lanes(C)
     nfull = n - n % nr
     for j0 in range(0, nfull, nr):
         for i0 in range(0, m, MR):
             mk_block(C, c_off + i0 * ldc + j0, ldc, A, a_off + i0 * sa_r, sa_r, sa_c,
-                     Bm, b_off + j0, ldb, kdim, min(MR, m - i0), accumulate)
+                     Bm, b_off + j0, ldb, kdim, min(MR, m - i0), mode, colmax, j0)
     if nfull < n:
         for i in range(m):
             for j in range(nfull, n):
@@ -136,4 +159,7 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
                 for k in range(kdim):
                     s += A[a_off + i * sa_r + k * sa_c] * Bm[b_off + k * ldb + j]
                 idx = c_off + i * ldc + j
-                C[idx] = C[idx] + s if accumulate else s
+                s = C[idx] + s if accumulate else s
+                C[idx] = s
+                if mode & COLUMN_MAX and s > colmax[j]:
+                    colmax[j] = s

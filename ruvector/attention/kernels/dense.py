@@ -38,10 +38,10 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, exp_row, fexp
-from ._simd import gemm_block
+from ._simd import ACCUMULATE, COLUMN_MAX, gemm_block
 
 QB = 128  # query rows per tile
-KT = 256  # keys per tile
+KT = 128  # keys per tile
 
 
 @njit(cache=True, inline="always")
@@ -199,11 +199,19 @@ def _max_into(S, wide, cmax):
 def _exp_shifted(S, wide, shift, sums):
     """S_rc <- exp(S_rc - shift[r]) and sums[r] += the new values (layout as in
     _mask_scores)."""
-    if wide:
-        for c in range(S.shape[0]):
+    if wide:  # two keys per pass: shift and sums are read and written once per pair
+        nk = S.shape[0]
+        for c in range(0, nk - 1, 2):
             for r in range(S.shape[1]):
-                e = fexp(S[c, r] - shift[r])
-                S[c, r] = e
+                e0 = fexp(S[c, r] - shift[r])
+                e1 = fexp(S[c + 1, r] - shift[r])
+                S[c, r] = e0
+                S[c + 1, r] = e1
+                sums[r] += e0 + e1
+        if nk % 2:
+            for r in range(S.shape[1]):
+                e = fexp(S[nk - 1, r] - shift[r])
+                S[nk - 1, r] = e
                 sums[r] += e
     else:
         for r in range(S.shape[0]):
@@ -211,13 +219,15 @@ def _exp_shifted(S, wide, shift, sums):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _online_softmax_step(S, wide, m, l, A, cmax):
+def _online_softmax_step(S, wide, m, l, A, cmax, max_done):
     """One key tile of the streaming softmax (layout as in _mask_scores):
     m' = max(m, max_c S), S <- exp(S - m'), l <- l e^(m - m') + sum_c S, A <- A e^(m - m').
-    Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0."""
+    Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0.  With ``max_done``
+    cmax already holds m' (fused into the score product)."""
     nq = A.shape[0]
-    cmax[:nq] = m[:nq]
-    _max_into(S, wide, cmax)
+    if not max_done:
+        cmax[:nq] = m[:nq]
+        _max_into(S, wide, cmax)
     for r in range(nq):
         new = cmax[r]
         shift = new if new != -np.inf else 0  # exp(-inf - 0) = 0 for empty rows
@@ -266,20 +276,24 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
-        if wide:
+        masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
+        if wide:  # S^T, with the column (query) maxima fused in when nothing is masked
             S = _tile(sbuf, nk, nq)
-            gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D, 0)
+            cmax[:nq] = m[:nq]
+            gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
+                       0 if masked else COLUMN_MAX, cmax)
         else:
             S = _tile(sbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], S)
         poison += _poison(S)
-        if _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
+        if masked:
             _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt)
-        _online_softmax_step(S, wide, m, l, A, cmax)
+        _online_softmax_step(S, wide, m, l, A, cmax, wide and not masked)
         if drop_p > 0:
             _drop(S, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
         if wide:  # A += P V_t with P^T in the tile
-            gemm_block(abuf, 0, Dv, sbuf, 0, 1, nq, vf, vb0 + jt * Dv, Dv, nq, Dv, nk, 1)
+            gemm_block(abuf, 0, Dv, sbuf, 0, 1, nq, vf, vb0 + jt * Dv, Dv, nq, Dv, nk, ACCUMULATE,
+                       cmax)
         else:
             _row_accumulate(S, v[b, h, jt:je], A, False)
     zero = poison * 0
@@ -339,12 +353,13 @@ def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, see
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
     fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,) zeroed, NaN afterwards
-    where a worker read a non-finite input.
+    where a worker read a non-finite input.  Returns the poison total (0 or NaN).
     """
     W = fscratch.shape[0]
     for w in prange(W):
         _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                         nkc, kchunk, o, lse, fscratch, poison)
+    return poison.sum()
 
 
 @njit(cache=True)
@@ -353,6 +368,7 @@ def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
     _forward_worker(0, 1, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                     nkc, kchunk, o, lse, fscratch, poison)
+    return poison[0]
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -404,7 +420,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         nk = je - jt
         if wide:
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
-            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0)
+            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0, shift)
         else:
             P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], P)
@@ -417,8 +433,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
             pz, pzbuf = G, gbuf
         if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
-            gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, 1)
-            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0)
+            gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
+                       shift)
+            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0, shift)
         else:
             _row_accumulate(pz, dO, dv[jt:je], True)
             _row_scores(dO, v[b, h, jt:je], G)
@@ -426,8 +443,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
         _grad_scores(P, G, wide, delta[b, h, i0:i1])
         if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
-            gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, 1)
-            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, 1)
+            gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
+                       shift)
+            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE, shift)
         else:
             _row_accumulate(G, k[b, h, jt:je], dQ, False)
             _row_accumulate(G, Qs, dk[jt:je], True)

@@ -1,0 +1,67 @@
+"""The register-tiled micro-kernel (kernels/_simd.py) and the vectorised exp against NumPy."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from numba import njit
+
+from ruvector.attention.kernels._math import fast_exp_f32
+from ruvector.attention.kernels._simd import ACCUMULATE, COLUMN_MAX, gemm_block
+
+
+@njit(cache=True)
+def _gemm(C, A, B, m, n, k, transposed_a, mode, colmax):
+    """C (m, n) (+)= A B with A stored (m, k), or (k, m) when ``transposed_a``."""
+    sa_r, sa_c = (1, m) if transposed_a else (k, 1)
+    gemm_block(C, 0, n, A, 0, sa_r, sa_c, B, 0, n, m, n, k, mode, colmax)
+
+
+@njit(cache=True)
+def _exp_all(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = fast_exp_f32(x[i])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 20), n=st.integers(1, 40), k=st.integers(1, 70),
+       dtype=st.sampled_from([np.float32, np.float64]), transposed_a=st.booleans(),
+       mode=st.sampled_from([0, ACCUMULATE, COLUMN_MAX]), seed=st.integers(0, 2**31))
+def test_gemm_block_matches_numpy(m, n, k, dtype, transposed_a, mode, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    colmax0 = rng.standard_normal(n).astype(dtype)
+    c, colmax = c0.copy(), colmax0.copy()
+    stored = np.ascontiguousarray(a.T if transposed_a else a)
+    _gemm(c.reshape(-1), stored.reshape(-1), b.reshape(-1), m, n, k, transposed_a, mode, colmax)
+    expect = a.astype(np.float64) @ b.astype(np.float64)
+    if mode & ACCUMULATE:
+        expect += c0
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expect, rtol=tol, atol=tol * np.sqrt(k))
+    if mode & COLUMN_MAX:
+        np.testing.assert_allclose(colmax, np.maximum(colmax0, c.max(axis=0)), rtol=0, atol=0)
+    else:
+        np.testing.assert_array_equal(colmax, colmax0)
+
+
+def test_gemm_block_leaves_other_rows_and_columns_alone(rng):
+    """Rows past m (the clamped tail of a 6-row micro-tile) and columns past n are not written."""
+    a = rng.standard_normal((7, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 16)).astype(np.float32)
+    big = np.full((9, 16), 7.0, np.float32)
+    _gemm(big.reshape(-1), a.reshape(-1), b.reshape(-1), 7, 16, 5, False, 0, big[0])
+    np.testing.assert_allclose(big[:7], a @ b, rtol=1e-5, atol=1e-5)
+    assert (big[7:] == 7.0).all()
+
+
+def test_fast_exp_accuracy_and_limits():
+    x = np.concatenate([np.linspace(-86.9, 88, 200001, dtype=np.float32),
+                        np.array([0.0, -1e-8, 1e-8], np.float32)])
+    got = _exp_all(x).astype(np.float64)
+    ref = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(got - ref) / ref) < 5e-7
+    tail = _exp_all(np.array([-np.inf, -1e30, -88.0, -87.0, -200.0], np.float32))
+    assert (tail == 0).all()
+
