@@ -12,6 +12,8 @@ from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..graph.csr import as_csr
 from ..nn._matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
+from .._threads import num_workers
+from .kernels import gnn_dense as KD
 from .kernels import graph as K
 
 
@@ -20,6 +22,16 @@ def _features(x, width, dtype, name="x", allow_empty=False):
     if x.shape[1] != width:
         raise DimensionMismatch(f"{name} {x.shape} must have {width} features per row")
     return x
+
+
+def _workers(n_rows):
+    """Workers for a row-blocked kernel: no more than there are blocks of rows."""
+    return max(1, min(num_workers(), -(-n_rows // KD.RB)))
+
+
+def _transposed(w):
+    """A C-contiguous copy of w^T (the B operand of a product with w^T)."""
+    return np.ascontiguousarray(w.T)
 
 
 def _grad(grad, shape, dtype):
@@ -153,14 +165,14 @@ class GATLayer(Module):
         dh += d_src[:, :, None] * self.att_src + d_dst[:, :, None] * self.att_dst
         dh2 = dh.reshape(N, H * C)
         self._grads["weight"] += matmul_tn(x, dh2)
-        dx = matmul(dh2, np.ascontiguousarray(self.weight.T))
+        dx = matmul(dh2, _transposed(self.weight))
         if attr is None:
             return dx
         ds = ds[g.pos_t]  # edge order, like he
         self._grads["att_edge"] += np.einsum("eh,ehc->hc", ds, he)
         dhe = (ds[:, :, None] * self.att_edge).reshape(E, H * C)
         self._grads["weight_edge"] += matmul_tn(attr, dhe)
-        d_attr = matmul(dhe, np.ascontiguousarray(self.weight_edge.T))
+        d_attr = matmul(dhe, _transposed(self.weight_edge))
         return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
 
     def forward_with_edges(self, query, keys, values, edge_index, edge_attr=None):
@@ -297,30 +309,34 @@ class GINLayer(Module):
     def forward(self, x, graph):
         x = _features(x, self.in_dim, self.dtype)
         g = as_csr(graph, x.shape[0])
-        agg = np.empty_like(x)
-        K.segment_sum(x, g.src, g.indptr_t, g.perm_t, agg)
-        z = agg + self.dtype.type(1.0 + self.eps_value) * x
-        pre = matmul(z, self.w1) + self.b1
-        hid = np.maximum(pre, 0)
+        N, dt = x.shape[0], self.dtype
+        z = np.empty_like(x)
+        pre = np.empty((N, self.hidden_dim), dt)
+        hid = np.empty_like(pre)
+        out = np.empty((N, self.out_dim), dt)
+        KD.gin_forward(x, g.nbr_t, g.indptr_t, dt.type(1.0 + self.eps_value), self.w1, self.b1,
+                       self.w2, self.b2, z, pre, hid, out, _workers(N))
         self._cache = (x, g, z, pre, hid)
-        return matmul(hid, self.w2) + self.b2
+        return out
 
     __call__ = forward
 
     def backward(self, grad_out):
         x, g, z, pre, hid = self._require_cache(self._cache)
         gy = _grad(grad_out, (x.shape[0], self.out_dim), self.dtype)
-        self._grads["w2"] += matmul_tn(hid, gy)
-        self._grads["b2"] += gy.sum(axis=0)
-        dpre = matmul(gy, np.ascontiguousarray(self.w2.T)) * (pre > 0)
-        self._grads["w1"] += matmul_tn(z, dpre)
-        self._grads["b1"] += dpre.sum(axis=0)
-        dz = np.ascontiguousarray(matmul(dpre, np.ascontiguousarray(self.w1.T)))
+        W = _workers(x.shape[0])
+        dpre, dz = np.empty_like(pre), np.empty_like(x)
+        parts = {name: np.zeros((W,) + self._params[name].shape, self.dtype)
+                 for name in ("w1", "b1", "w2", "b2")}
+        KD.gin_backward(gy, z, pre, hid, _transposed(self.w1), _transposed(self.w2), dpre, dz,
+                        parts["w1"], parts["b1"], parts["w2"], parts["b2"])
+        for name, part in parts.items():
+            self._grads[name] += part.sum(axis=0)
         if self.train_eps:
             self._grads["eps"] += np.float64((dz * x).sum())
-        scattered = np.empty_like(dz)
-        K.segment_sum(dz, g.dst, g.indptr_s, g.perm_s, scattered)
-        return scattered + self.dtype.type(1.0 + self.eps_value) * dz
+        dx = np.empty_like(dz)
+        KD.scatter(dz, g.nbr_s, g.indptr_s, self.dtype.type(1.0 + self.eps_value), dz, True, dx)
+        return dx
 
 
 class SAGELayer(Module):
@@ -349,23 +365,32 @@ class SAGELayer(Module):
             self._register("bias", np.zeros(self.out_dim))
         self._cache = None
 
+    def _row_scale(self, g):
+        """Per-node factor of the neighbour sum: 1 / max(in-degree, 1) for mean, else 1."""
+        if self.aggr == "mean":
+            return (1.0 / np.maximum(g.in_degree, 1)).astype(self.dtype)
+        return np.ones(g.num_nodes, self.dtype)
+
     def forward(self, x, graph):
         x = _features(x, self.in_dim, self.dtype)
         g = as_csr(graph, x.shape[0])
         agg = np.empty_like(x)
+        out = np.empty((x.shape[0], self.out_dim), self.dtype)
         arg = None
+        w_root = self._params.get("w_root", self.w_neigh)
+        bias = self._params.get("bias", self.w_neigh[0])
         if self.aggr == "max":
             arg = np.empty(x.shape, np.int64)
             K.segment_max(x, g.src, g.indptr_t, g.perm_t, agg, arg)
+            out[:] = matmul(agg, self.w_neigh)
+            if self.root_weight:
+                out += matmul(x, w_root)
+            if "bias" in self._params:
+                out += bias
         else:
-            K.segment_sum(x, g.src, g.indptr_t, g.perm_t, agg)
-            if self.aggr == "mean":
-                agg /= np.maximum(g.in_degree, 1)[:, None].astype(self.dtype)
-        out = matmul(agg, self.w_neigh)
-        if self.root_weight:
-            out += matmul(x, self.w_root)
-        if "bias" in self._params:
-            out += self.bias
+            KD.sage_forward(x, g.nbr_t, g.indptr_t, self._row_scale(g), self.w_neigh, w_root,
+                            self.root_weight, bias, "bias" in self._params, agg, out,
+                            _workers(x.shape[0]))
         norm = None
         if self.normalize:
             norm = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12).astype(self.dtype)
@@ -379,19 +404,36 @@ class SAGELayer(Module):
         x, g, agg, arg, out, norm = self._require_cache(self._cache)
         gy = _grad(grad_out, out.shape, self.dtype)
         if self.normalize:  # y = u / |u|: du = (g - y (g . y)) / |u|
-            gy = (gy - out * (gy * out).sum(axis=1, keepdims=True)) / norm
+            gy = np.ascontiguousarray((gy - out * (gy * out).sum(axis=1, keepdims=True)) / norm)
+        dx = np.empty_like(x)
+        if self.aggr == "max":
+            return self._backward_max(x, g, agg, arg, gy, dx)
+        W = _workers(x.shape[0])
+        shape = (W,) + self.w_neigh.shape
+        gwn, gb = np.zeros(shape, self.dtype), np.zeros((W, self.out_dim), self.dtype)
+        gwr = np.zeros(shape, self.dtype) if self.root_weight else gwn
+        wn_t = _transposed(self.w_neigh)
+        wr_t = _transposed(self.w_root) if self.root_weight else wn_t
+        dagg = np.empty_like(x)
+        dxr = np.empty_like(x) if self.root_weight else dagg
+        KD.sage_backward(gy, x, agg, self._row_scale(g), wn_t, wr_t, self.root_weight, dagg,
+                         dxr, gwn, gwr, gb)
+        self._grads["w_neigh"] += gwn.sum(axis=0)
+        if self.root_weight:
+            self._grads["w_root"] += gwr.sum(axis=0)
+        if "bias" in self._params:
+            self._grads["bias"] += gb.sum(axis=0)
+        KD.scatter(dagg, g.nbr_s, g.indptr_s, self.dtype.type(1), dxr, self.root_weight, dx)
+        return dx
+
+    def _backward_max(self, x, g, agg, arg, gy, dx):
+        """Backward of max aggregation: each feature's gradient goes to the edge that won."""
         if "bias" in self._params:
             self._grads["bias"] += gy.sum(axis=0)
         self._grads["w_neigh"] += matmul_tn(agg, gy)
-        dagg = np.ascontiguousarray(matmul(gy, np.ascontiguousarray(self.w_neigh.T)))
-        dx = np.empty_like(dagg)
-        if self.aggr == "max":
-            K.scatter_max_grad(dagg, arg, g.dst, g.indptr_s, g.perm_s, dx)
-        else:
-            if self.aggr == "mean":
-                dagg /= np.maximum(g.in_degree, 1)[:, None].astype(self.dtype)
-            K.segment_sum(dagg, g.dst, g.indptr_s, g.perm_s, dx)
+        dagg = np.ascontiguousarray(matmul(gy, _transposed(self.w_neigh)))
+        K.scatter_max_grad(dagg, arg, g.dst, g.indptr_s, g.perm_s, dx)
         if self.root_weight:
             self._grads["w_root"] += matmul_tn(x, gy)
-            dx += matmul(gy, np.ascontiguousarray(self.w_root.T))
+            dx += matmul(gy, _transposed(self.w_root))
         return dx

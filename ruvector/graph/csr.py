@@ -38,6 +38,16 @@ class CSRGraph:
         pos[self.perm_t] = np.arange(len(pos))
         return pos
 
+    @cached_property
+    def nbr_t(self):
+        """nbr_t[p] = source of the edge in slot p of the target CSR (``src[perm_t]``)."""
+        return np.ascontiguousarray(self.src[self.perm_t])
+
+    @cached_property
+    def nbr_s(self):
+        """nbr_s[p] = target of the edge in slot p of the source CSR (``dst[perm_s]``)."""
+        return np.ascontiguousarray(self.dst[self.perm_s])
+
     @classmethod
     def from_edges(cls, src, dst, num_nodes):
         """Build both CSR orders with stable sorts (duplicate edges stay separate edges)."""

@@ -144,34 +144,6 @@ def gat_backward_sources(g, alpha, ds, dst, pos_t, indptr_s, perm_s, drop_p, see
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def segment_sum(x, other, indptr, perm, out):
-    """out[n] = sum over the edges e of node n (CSR indptr/perm) of x[other[e]].
-
-    Four rows are summed per pass so that their (random, cache-missing) loads overlap.
-    """
-    N, D = out.shape
-    for n in prange(N):
-        o = out[n]
-        for d in range(D):
-            o[d] = 0
-        p = indptr[n]
-        stop = indptr[n + 1]
-        while p + 4 <= stop:
-            r0 = x[other[perm[p]]]
-            r1 = x[other[perm[p + 1]]]
-            r2 = x[other[perm[p + 2]]]
-            r3 = x[other[perm[p + 3]]]
-            for d in range(D):
-                o[d] += (r0[d] + r1[d]) + (r2[d] + r3[d])
-            p += 4
-        while p < stop:
-            r0 = x[other[perm[p]]]
-            for d in range(D):
-                o[d] += r0[d]
-            p += 1
-
-
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def segment_max(x, src, indptr_t, perm_t, out, arg):
     """out[i] = max over incoming edges of x[src[e]] per feature (0 with no edge);
     arg[i, d] = the edge id that gave the max (-1 with no edge)."""
