@@ -115,8 +115,8 @@ def attention_backward(ctx, dout):
         if B * H * nqc < W:  # few query rows: split the keys too
             nkc = min(-(-W // (B * H * nqc)), -(-Lk // dense.KT))
     dq = np.empty((nkc, B, H, Lq, D), q.dtype)
-    dk = np.zeros((nqc, B, H, Lk, D), q.dtype)
-    dv = np.zeros((nqc, B, H, Lk, Dv), q.dtype)
+    dk = np.empty((nqc, B, H, Lk, D), q.dtype)
+    dv = np.empty((nqc, B, H, Lk, Dv), q.dtype)
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
             np.empty((W, dense.backward_scratch_size(D, Dv, Lq)), q.dtype))

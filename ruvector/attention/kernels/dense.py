@@ -384,12 +384,22 @@ def _grad_scores(P, G, wide, delta):
                 G[r, c] = P[r, c] * (G[r, c] - delta[r])
 
 
+@njit(cache=True, inline="always")
+def _zero_rows(dk, dv, r0, r1):
+    """dk[r0:r1] = dv[r0:r1] = 0."""
+    for r in range(r0, r1):
+        dk[r, :] = 0
+        dv[r, :] = 0
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                    b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
-                   shift, sums):
+                   shift, sums, first):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
     key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
+    The ``first`` query block of a chunk zeroes dk / dv rows j0:j1 first (each key tile
+    just before its first use, while it is about to be in cache anyway).
 
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
     product through gemm_block; narrow ones work row by row.
@@ -415,9 +425,14 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         li = lse[b, h, i0 + r]
         shift[r] = li if li != -np.inf else np.inf
     jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
+    if first:  # rows this block never reaches
+        _zero_rows(dk, dv, j0, max(j0, min(jstart, j1)))
+        _zero_rows(dk, dv, max(jstart, jend), j1)
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
+        if first:
+            _zero_rows(dk, dv, jt, je)
         if wide:
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
             gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0, shift)
@@ -489,12 +504,16 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, wind
         b, h = bh // H, bh % H
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
-        for qb in range(qc * per, min((qc + 1) * per, nqb)):
+        q0, q1 = qc * per, min((qc + 1) * per, nqb)
+        if q0 >= q1:  # a chunk without query blocks contributes zeros
+            _zero_rows(dk[qc, b, h], dv[qc, b, h], j0, j1)
+        for qb in range(q0, q1):
             i0 = qb * QB
             i1 = min(i0 + QB, Lq)
             _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
-                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums)
+                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums,
+                           qb == q0)
 
 
 @njit(cache=True, parallel=True)
@@ -503,8 +522,8 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, s
     """Backward over W = len(fscratch) workers.
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
-    key chunk (written), dk / dv (nqc, B, H, Lk, D) one zeroed partial sum per query chunk;
-    the caller sums the parts.
+    key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
+    so they may start uninitialised); the caller sums the parts.
     """
     W = fscratch.shape[0]
     for w in prange(W):
