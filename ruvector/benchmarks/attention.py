@@ -37,75 +37,88 @@ def _numpy_attention(q, k, v):
 
 
 def bench_sdpa(shape, rng, budget):
+    """(forward, backward, NumPy forward) seconds for one shape."""
     B, H, Lq, Lk, D = shape
     q = rng.standard_normal((B, H, Lq, D), dtype=np.float32)
     k = rng.standard_normal((B, H, Lk, D), dtype=np.float32)
     v = rng.standard_normal((B, H, Lk, D), dtype=np.float32)
-    flops = 4.0 * B * H * Lq * Lk * D
     squeeze = (B, H, Lq) == (1, 1, 1)  # the single-query case goes through the (D,) form
     args = (q[0, 0, 0], k[0, 0], v[0, 0]) if squeeze else (q, k, v)
     fwd = median_seconds(lambda: scaled_dot_product_attention(*args), budget=budget)
     out, ctx, _ = attention_forward(q, k, v)
     grad = rng.standard_normal(out.shape, dtype=np.float32)
     bwd = median_seconds(lambda: attention_backward(ctx, grad), budget=budget)
-    row = {"shape": {"B": B, "H": H, "Lq": Lq, "Lk": Lk, "D": D},
-           "ruvector_forward": timing_entry(fwd, flops),
-           "ruvector_backward": timing_entry(bwd, 2.5 * flops),
-           "backward_over_forward": round(bwd / fwd, 2),
-           "numpy_forward": timing_entry(median_seconds(lambda: _numpy_attention(q, k, v),
-                                                        budget=budget), flops)}
-    return row
+    ref = median_seconds(lambda: _numpy_attention(q, k, v), budget=budget)
+    return fwd, bwd, ref
 
 
 def bench_mha(rng, budget, d_model=512, heads=8, L=512):
+    """(forward, backward) seconds of a self-attention MultiHeadAttention layer."""
     x = rng.standard_normal((1, L, d_model), dtype=np.float32)
     mha = MultiHeadAttention(d_model, heads, seed=0)
-    flops = 8.0 * L * d_model ** 2 + 4.0 * L * L * d_model
     fwd = median_seconds(lambda: mha.forward(x, x, x), budget=budget)
     out = mha.forward(x, x, x)
     grad = rng.standard_normal(out.shape, dtype=np.float32)
     bwd = median_seconds(lambda: mha.backward(grad), budget=budget)
-    row = {"shape": {"B": 1, "L": L, "d_model": d_model, "heads": heads},
-           "ruvector_forward": timing_entry(fwd, flops),
-           "ruvector_backward": timing_entry(bwd, 2 * flops),
-           "backward_over_forward": round(bwd / fwd, 2)}
+    return fwd, bwd
+
+
+def _row(ours, theirs, flops, shape):
+    """One result row from per-round (forward, backward[, numpy]) seconds: the medians."""
+    med = np.median(np.array(ours), axis=0)
+    row = {"shape": shape, "ruvector_forward": timing_entry(med[0], flops),
+           "ruvector_backward": timing_entry(med[1], 2.5 * flops if len(med) > 2 else 2 * flops),
+           "backward_over_forward": round(float(med[1] / med[0]), 2)}
+    if len(med) > 2:
+        row["numpy_forward"] = timing_entry(med[2], flops)
+    if theirs:
+        fwd, bwd = np.median(np.array(theirs), axis=0)
+        row["torch_forward"] = timing_entry(fwd, flops)
+        row["torch_backward"] = timing_entry(bwd)
+        row["forward_speedup_vs_torch"] = round(float(fwd / med[0]), 2)
     return row
 
 
-def _add_torch(row, times, flops):
-    fwd, bwd = times
-    row["torch_forward"] = timing_entry(fwd, flops)
-    row["torch_backward"] = timing_entry(bwd)
-    row["forward_speedup_vs_torch"] = round(fwd / (row["ruvector_forward"]["ms"] / 1e3), 2)
-
-
-def run(quick=False, seed=0):
+def run(quick=False, seed=0, rounds=None):
     """Run every shape; returns one JSON-serialisable dict.
 
     PyTorch (when installed) is measured in a separate process with the same thread count.
+    The machine's load drifts, so the suite runs in ``rounds`` (3; 1 with ``quick``) that
+    alternate PyTorch's process and ruvector's, each with a share of the time budget, and
+    every figure is the median over the rounds: both sides see the same stretches of time.
     """
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads()
     malloc_tuned = tune_malloc()  # as for the PyG / PyTorch reference figures
-    budget = 0.2 if quick else 1.0
+    rounds = rounds or (1 if quick else 3)
+    budget = (0.2 if quick else 1.0) / rounds
     shapes = {k: v for k, v in SHAPES.items() if not quick or k[0] in "abc"}
-    torch = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
-                                   "sdpa": shapes, "mha": MHA})
+    d_model, heads, L = MHA
+    mha_name = f"e_mha_d{d_model}_h{heads}_L{L}"
+    ours = {name: [] for name in [*shapes, mha_name]}
+    theirs = {name: [] for name in ours}
+    version = None
+    for _ in range(rounds):
+        torch = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
+                                       "sdpa": shapes, "mha": MHA})
+        if torch:
+            version = torch["version"]
+            for name in shapes:
+                theirs[name].append(torch["sdpa"][name])
+            theirs[mha_name].append(torch["mha"])
+        for name, shape in shapes.items():
+            ours[name].append(bench_sdpa(shape, rng, budget))
+        ours[mha_name].append(bench_mha(rng, budget, d_model, heads, L))
     result = {"benchmark": "attention", "threads": threads,
               "machine": platform.processor() or platform.machine(),
-              "numpy": np.__version__, "numba": numba.__version__,
-              "torch": torch["version"] if torch else None, "quick": quick,
-              "malloc_tuned": malloc_tuned, "results": {}}
+              "numpy": np.__version__, "numba": numba.__version__, "torch": version,
+              "quick": quick, "rounds": rounds, "malloc_tuned": malloc_tuned, "results": {}}
     for name, (B, H, Lq, Lk, D) in shapes.items():
-        row = bench_sdpa((B, H, Lq, Lk, D), rng, budget)
-        if torch:
-            _add_torch(row, torch["sdpa"][name], 4.0 * B * H * Lq * Lk * D)
-        result["results"][name] = row
-    d_model, heads, L = MHA
-    row = bench_mha(rng, budget, d_model, heads, L)
-    if torch:
-        _add_torch(row, torch["mha"], 8.0 * L * d_model ** 2 + 4.0 * L * L * d_model)
-    result["results"][f"e_mha_d{d_model}_h{heads}_L{L}"] = row
+        result["results"][name] = _row(ours[name], theirs[name], 4.0 * B * H * Lq * Lk * D,
+                                       {"B": B, "H": H, "Lq": Lq, "Lk": Lk, "D": D})
+    result["results"][mha_name] = _row(
+        ours[mha_name], theirs[mha_name], 8.0 * L * d_model ** 2 + 4.0 * L * L * d_model,
+        {"B": 1, "L": L, "d_model": d_model, "heads": heads})
     return result
 
 
