@@ -126,6 +126,18 @@ def test_non_finite_input_raises(rng, where, bad):
         sdpa(arrays["query"], arrays["key"], arrays["value"])
 
 
+def test_lazy_softmax_steps_and_their_exact_redo(rng):
+    """Wide query tiles after the first key tile take P = exp(S - m) inside the product;
+    a tile whose maximum jumps past m + LAZY_LIMIT is redone with a rescale."""
+    q, k, v = _rand(rng, 2, 40, 32), _rand(rng, 2, 700, 32), _rand(rng, 2, 700, 20)
+    k[:, 400:] *= 4.0   # scores of the later tiles jump well past the running maximum
+    ref_out, _ = reference_attention(q, k, v, None, False)
+    np.testing.assert_allclose(sdpa(q, k, v), ref_out, rtol=1e-4, atol=2e-5)
+    k[1, 650, 3] = np.inf  # met only by a lazy step: the sums carry the poison
+    with pytest.raises(InvalidInput, match="key"):
+        sdpa(q, k, v)
+
+
 def test_non_finite_key_behind_a_mask_still_raises(rng):
     q, k, v = _rand(rng, 4, 8), _rand(rng, 6, 8), _rand(rng, 6, 8)
     k[5, 0] = np.nan

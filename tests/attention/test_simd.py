@@ -4,14 +4,15 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from ruvector.attention.kernels._math import fast_exp_f32
-from ruvector.attention.kernels._simd import ACCUMULATE, COLUMN_MAX, gemm_block
+from ruvector.attention.kernels._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block
 
 
 @njit(cache=True)
-def _gemm(C, A, B, m, n, k, transposed_a, mode, colmax):
-    """C (m, n) (+)= A B with A stored (m, k), or (k, m) when ``transposed_a``."""
+def _gemm(C, A, B, m, n, k, transposed_a, mode, state):
+    """C (m, n) (+)= A B with A stored (m, k), or (k, m) when ``transposed_a``; ``state``
+    is the column state [colmax | shift | sums] (3 n)."""
     sa_r, sa_c = (1, m) if transposed_a else (k, 1)
-    gemm_block(C, 0, n, A, 0, sa_r, sa_c, B, 0, n, m, n, k, mode, colmax)
+    gemm_block(C, 0, n, A, 0, sa_r, sa_c, B, 0, n, m, n, k, mode, state, n)
 
 
 @njit(cache=True)
@@ -25,25 +26,34 @@ def _exp_all(x):
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(1, 20), n=st.integers(1, 40), k=st.integers(1, 70),
        dtype=st.sampled_from([np.float32, np.float64]), transposed_a=st.booleans(),
-       mode=st.sampled_from([0, ACCUMULATE, COLUMN_MAX]), seed=st.integers(0, 2**31))
+       mode=st.sampled_from([0, ACCUMULATE, COLUMN_MAX, COLUMN_MAX | EXP_SHIFTED]),
+       seed=st.integers(0, 2**31))
 def test_gemm_block_matches_numpy(m, n, k, dtype, transposed_a, mode, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
-    colmax0 = rng.standard_normal(n).astype(dtype)
-    c, colmax = c0.copy(), colmax0.copy()
+    state0 = rng.standard_normal(3 * n).astype(dtype)
+    c, state = c0.copy(), state0.copy()
     stored = np.ascontiguousarray(a.T if transposed_a else a)
-    _gemm(c.reshape(-1), stored.reshape(-1), b.reshape(-1), m, n, k, transposed_a, mode, colmax)
-    expect = a.astype(np.float64) @ b.astype(np.float64)
-    if mode & ACCUMULATE:
-        expect += c0
+    _gemm(c.reshape(-1), stored.reshape(-1), b.reshape(-1), m, n, k, transposed_a, mode, state)
+    product = a.astype(np.float64) @ b.astype(np.float64)
+    expect = product + c0 if mode & ACCUMULATE else product.copy()
     tol = 1e-4 if dtype == np.float32 else 1e-12
+    colmax0, shift, sums0 = state0[:n], state0[n:2 * n], state0[2 * n:]
+    if mode & EXP_SHIFTED:
+        expect = np.exp(product - shift)
+        np.testing.assert_allclose(state[2 * n:], sums0 + expect.sum(axis=0), rtol=tol,
+                                   atol=tol * np.sqrt(k))
     np.testing.assert_allclose(c, expect, rtol=tol, atol=tol * np.sqrt(k))
     if mode & COLUMN_MAX:
-        np.testing.assert_allclose(colmax, np.maximum(colmax0, c.max(axis=0)), rtol=0, atol=0)
+        np.testing.assert_allclose(state[:n], np.maximum(colmax0, product.max(axis=0)),
+                                   rtol=tol, atol=tol * np.sqrt(k))
     else:
-        np.testing.assert_array_equal(colmax, colmax0)
+        np.testing.assert_array_equal(state[:n], colmax0)
+    np.testing.assert_array_equal(state[n:2 * n], shift)
+    if not mode & EXP_SHIFTED:
+        np.testing.assert_array_equal(state[2 * n:], sums0)
 
 
 def test_gemm_block_leaves_other_rows_and_columns_alone(rng):
@@ -51,7 +61,7 @@ def test_gemm_block_leaves_other_rows_and_columns_alone(rng):
     a = rng.standard_normal((7, 5)).astype(np.float32)
     b = rng.standard_normal((5, 16)).astype(np.float32)
     big = np.full((9, 16), 7.0, np.float32)
-    _gemm(big.reshape(-1), a.reshape(-1), b.reshape(-1), 7, 16, 5, False, 0, big[0])
+    _gemm(big.reshape(-1), a.reshape(-1), b.reshape(-1), 7, 16, 5, False, 0, np.zeros(48, np.float32))
     np.testing.assert_allclose(big[:7], a @ b, rtol=1e-5, atol=1e-5)
     assert (big[7:] == 7.0).all()
 

@@ -23,7 +23,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._math import FASTMATH
+from ._math import FASTMATH, fexp
 
 MR = 6      # rows per micro-tile
 NVEC = 2    # SIMD vectors of columns per micro-tile
@@ -35,29 +35,70 @@ def lanes(dtype):
 
 
 ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
-COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i C[i, j]) of the new C
+COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i (A B)[i, j])
+EXP_SHIFTED = 4  # mode bit: C = exp(A B - shift[j]), sums[j] += sum_i C[i, j] (+ NaN poison)
+
+EXP_UNDERFLOW = -87.0
+
+
+def _vector_exp(context, builder, x, vty, width, f32):
+    """exp(x) of a vector: the polynomial of ``_math.fast_exp_f32`` for float32 (0 for
+    x <= -87, NaN included); ``llvm.exp`` (libm per lane) for float64."""
+    fty = vty.element
+    if not f32:
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
+                                            "llvm.exp.v%df64" % width)
+        return builder.call(fn, [x])
+
+    def splat(v):
+        return ir.Constant(vty, [ir.Constant(fty, v)] * width)
+
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                         "llvm.fma.v%df32" % width)
+    floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
+                                           "llvm.floor.v%df32" % width)
+    keep = builder.fcmp_ordered(">", x, splat(EXP_UNDERFLOW))
+    xc = builder.select(keep, x, splat(EXP_UNDERFLOW))
+    k = builder.call(floor, [builder.call(fma, [xc, splat(1.4426950408889634), splat(0.5)])])
+    r = builder.call(fma, [k, splat(-0.693359375), xc])
+    r = builder.call(fma, [k, splat(2.12194440e-4), r])
+    p = splat(1.0 / 720.0)
+    for coef in (1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0):
+        p = builder.call(fma, [p, r, splat(coef)])
+    ivty = ir.VectorType(ir.IntType(32), width)
+    bits = builder.add(builder.fptosi(k, ivty), ir.Constant(ivty, [127] * width))
+    two_k = builder.bitcast(builder.shl(bits, ir.Constant(ivty, [23] * width)), vty)
+    return builder.select(keep, builder.fmul(p, two_k), splat(0.0))
 
 
 @intrinsic
 def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr, mode,
-             cm, cm_off):
-    """C block (+)= A block @ B panel (see module docstring); ``mode``: ACCUMULATE and
-    COLUMN_MAX bits (the column maxima go to cm[cm_off:cm_off + NR]; rows past ``mr``
-    repeat row mr - 1, so they cannot change a maximum)."""
-    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == cm.ndim == 1
+             cs, cs_off, cs_len):
+    """C block (+)= A block @ B panel (see module docstring); ``mode`` bits:
+
+    - ACCUMULATE: C += A B instead of C = A B;
+    - COLUMN_MAX: colmax = max(colmax, column maxima of A B);
+    - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
+      a product is NaN/Inf: the caller's sums carry the poison).
+
+    The column state ``cs`` holds colmax, shift and sums in segments of ``cs_len``; this
+    block's columns start at ``cs_off`` in each.  Rows past ``mr`` repeat row mr - 1: they
+    cannot change a maximum and are left out of the sums and stores.
+    """
+    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == cs.ndim == 1
             and c.dtype in (types.float32, types.float64)
-            and a.dtype == c.dtype and b.dtype == c.dtype and cm.dtype == c.dtype):
+            and a.dtype == c.dtype and b.dtype == c.dtype and cs.dtype == c.dtype):
         return None
-    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, mode, cm_off)
+    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, mode, cs_off, cs_len)
     if not all(isinstance(t, types.Integer) for t in ints):
         return None
     sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp,
                      b, types.intp, types.intp, types.intp, types.intp, types.intp,
-                     cm, types.intp)
+                     cs, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
         (c_v, c_off_v, ldc_v, a_v, a_off_v, sar_v, sac_v, b_v, b_off_v, ldb_v, k_v, mr_v,
-         mode_v, cm_v, cm_off_v) = args
+         mode_v, cm_v, cm_off_v, cs_len_v) = args
         ity = context.get_value_type(types.intp)
         fty = context.get_value_type(c.dtype)
         width = lanes(c.dtype)
@@ -100,8 +141,10 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
             "!=", builder.and_(mode_v, ir.Constant(ity, ACCUMULATE)), ir.Constant(ity, 0))
         do_max = builder.icmp_signed(
             "!=", builder.and_(mode_v, ir.Constant(ity, COLUMN_MAX)), ir.Constant(ity, 0))
+        do_exp = builder.icmp_signed(
+            "!=", builder.and_(mode_v, ir.Constant(ity, EXP_SHIFTED)), ir.Constant(ity, 0))
+        cm_ptr = context.make_array(cs)(context, builder, cm_v).data
         with builder.if_then(do_max):
-            cm_ptr = context.make_array(cm)(context, builder, cm_v).data
             for j in range(NVEC):
                 p = vec_ptr(cm_ptr, builder.add(cm_off_v, ir.Constant(ity, j * width)))
                 top = builder.load(p, align=1)
@@ -109,6 +152,21 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
                     x = builder.load(accs[i][j])
                     top = builder.select(builder.fcmp_ordered(">", x, top), x, top)
                 builder.store(top, p, align=1)
+        with builder.if_then(do_exp):
+            for j in range(NVEC):
+                col = builder.add(cm_off_v, ir.Constant(ity, j * width))
+                shift = builder.load(vec_ptr(cm_ptr, builder.add(col, cs_len_v)), align=1)
+                sum_p = vec_ptr(cm_ptr, builder.add(col, builder.add(cs_len_v, cs_len_v)))
+                total = builder.load(sum_p, align=1)
+                for i in range(MR):
+                    x = builder.load(accs[i][j])
+                    e = _vector_exp(context, builder, builder.fsub(x, shift), vty, width,
+                                    c.dtype == types.float32)
+                    builder.store(e, accs[i][j])
+                    valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
+                    term = builder.fadd(e, builder.fmul(x, zero_v))
+                    total = builder.fadd(total, builder.select(valid, term, zero_v))
+                builder.store(total, sum_p, align=1)
         for i in range(MR):
             with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
                 crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
@@ -137,13 +195,15 @@ def simd_lanes(typingctx, arr):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, mode, colmax):
+def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, mode, cs,
+               cs_len):
     """C[i, j] (+)= sum_k A[a_off + i sa_r + k sa_c] B[b_off + k ldb + j] for i < m, j < n.
 
     C, A, Bm are 1-D contiguous arrays (flat views) addressed through element offsets;
     micro-tiles of MR x NR run in :func:`mk_block`, leftover columns in plain loops.
-    ``mode``: 0 (C = A B), ACCUMULATE (C += A B); with COLUMN_MAX also
-    colmax[j] = max(colmax[j], max_i C[i, j]) (``colmax``: n entries; unused otherwise).
+    ``mode``: 0 (C = A B) or ACCUMULATE (C += A B), plus the column-state bits of
+    :func:`mk_block` (COLUMN_MAX, EXP_SHIFTED) on ``cs`` = [colmax | shift | sums], segments
+    of ``cs_len`` >= n entries (unused without those bits).
     """
     accumulate = mode & ACCUMULATE
     nr = simd_lanes(C)
@@ -151,7 +211,7 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
     for j0 in range(0, nfull, nr):
         for i0 in range(0, m, MR):
             mk_block(C, c_off + i0 * ldc + j0, ldc, A, a_off + i0 * sa_r, sa_r, sa_c,
-                     Bm, b_off + j0, ldb, kdim, min(MR, m - i0), mode, colmax, j0)
+                     Bm, b_off + j0, ldb, kdim, min(MR, m - i0), mode, cs, j0, cs_len)
     if nfull < n:
         for i in range(m):
             for j in range(nfull, n):
@@ -160,6 +220,10 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
                     s += A[a_off + i * sa_r + k * sa_c] * Bm[b_off + k * ldb + j]
                 idx = c_off + i * ldc + j
                 s = C[idx] + s if accumulate else s
+                if mode & COLUMN_MAX and s > cs[j]:
+                    cs[j] = s
+                if mode & EXP_SHIFTED:
+                    e = fexp(s - cs[cs_len + j])
+                    cs[2 * cs_len + j] += e + s * 0
+                    s = e
                 C[idx] = s
-                if mode & COLUMN_MAX and s > colmax[j]:
-                    colmax[j] = s

@@ -10,10 +10,14 @@ for a tile of query rows and successive key tiles ``K_t``,
     l' = l exp(m - m') + rowsum P,   A' = A exp(m - m') + P V_t,
 
 and at the end ``O = A / l`` and ``lse = m + log l`` (saved for the backward).  No
-``(Lq, Lk)`` matrix is formed.  A row without any allowed key gets ``O = 0``,
+``(Lq, Lk)`` matrix is formed.  Tiles of at least ROWS_MIN query rows hold S^T (keys x
+queries) and run both products through the register-tiled micro-kernel of ``_simd``, whose
+epilogue also takes the per-query maxima.  Once every m is finite, an unmasked tile is
+first tried *lazily*: P = exp(S - m) is computed in the epilogue with the old m (no rescale
+of A), which is exact as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8);
+otherwise the tile is recomputed with the exact rescaling step above.  A row without any allowed key gets ``O = 0``,
 ``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep the score
-tile in L2; the tile products run through BLAS (``np.dot``), which the caller must restrict
-to one thread while a parallel kernel runs.
+tile in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
@@ -38,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, exp_row, fexp
-from ._simd import ACCUMULATE, COLUMN_MAX, gemm_block
+from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block
 
 QB = 128  # query rows per tile
 KT = 128  # keys per tile
@@ -133,6 +137,7 @@ def _drop(P, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p):
 
 
 ROWS_MIN = 16  # query tiles with fewer rows run the row-at-a-time path
+LAZY_LIMIT = 8.0  # a lazy step keeps the running max m while every tile max stays <= m + 8
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -249,7 +254,7 @@ def _tile(buf, rows, cols):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                  b, h, i0, i1, j0, j1, out_o, out_lse, qbuf, sbuf, abuf, m, l, cmax):
+                  b, h, i0, i1, j0, j1, out_o, out_lse, qbuf, sbuf, abuf, m, l, cstate):
     """Online-softmax attention of query rows i0:i1 over keys j0:j1 of (b, h).
 
     Tiles of at least ROWS_MIN rows work on S^T = K (scale Q)^T (keys x queries) with the
@@ -273,27 +278,48 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
         m[r] = -np.inf
         l[r] = 0
     jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
+    qr = cstate.shape[0] // 3
+    cmax, shift, sums = cstate[:qr], cstate[qr:2 * qr], cstate[2 * qr:]
+    ready = False  # every m finite: later unmasked tiles may use the lazy (fused exp) step
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
         masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
-        if wide:  # S^T, with the column (query) maxima fused in when nothing is masked
+        lazy = False
+        if wide:
             S = _tile(sbuf, nk, nq)
+            lazy = ready and not masked
             cmax[:nq] = m[:nq]
-            gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
-                       0 if masked else COLUMN_MAX, cmax)
+            if lazy:  # P = exp(S - m) in the product's epilogue, m kept (see module doc)
+                shift[:nq] = m[:nq]
+                sums[:nq] = 0
+                gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
+                           COLUMN_MAX | EXP_SHIFTED, cstate, qr)
+                for r in range(nq):
+                    if not cmax[r] <= m[r] + LAZY_LIMIT:  # a jump (or NaN): redo it exactly
+                        lazy = False
+                if lazy:
+                    for r in range(nq):
+                        l[r] += sums[r]
+                else:
+                    cmax[:nq] = m[:nq]
+            if not lazy:  # S^T, with the column (query) maxima fused in when unmasked
+                gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
+                           0 if masked else COLUMN_MAX, cstate, qr)
         else:
             S = _tile(sbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], S)
-        poison += _poison(S)
-        if masked:
-            _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt)
-        _online_softmax_step(S, wide, m, l, A, cmax, wide and not masked)
+        if not lazy:
+            poison += _poison(S)
+            if masked:
+                _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt)
+            _online_softmax_step(S, wide, m, l, A, cmax, wide and not masked)
+            ready = ready or (wide and not masked)
         if drop_p > 0:
             _drop(S, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
         if wide:  # A += P V_t with P^T in the tile
             gemm_block(abuf, 0, Dv, sbuf, 0, 1, nq, vf, vb0 + jt * Dv, Dv, nq, Dv, nk, ACCUMULATE,
-                       cmax)
+                       cstate, 0)
         else:
             _row_accumulate(S, v[b, h, jt:je], A, False)
     zero = poison * 0
@@ -312,10 +338,10 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
 
 
 def forward_scratch_size(D, Dv, Lq):
-    """float scratch per worker for the forward: Q tile, score tile, A, m, l, column max
-    (for tiles of min(QB, Lq) query rows)."""
+    """float scratch per worker for the forward: Q tile, score tile, A, m, l and the column
+    state (max, shift, sums) of _simd, for tiles of min(QB, Lq) query rows."""
     qr = min(QB, Lq)
-    return qr * D + KT * qr + qr * Dv + 3 * qr
+    return qr * D + KT * qr + qr * Dv + 5 * qr
 
 
 @njit(cache=True)
@@ -329,7 +355,7 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p
     n1 = n0 + KT * qr
     n2 = n1 + qr * Dv
     qbuf, sbuf, abuf = buf[:n0], buf[n0:n1], buf[n1:n2]
-    m, l, cmax = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 3 * qr]
+    m, l, cstate = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 5 * qr]
     nqb = (Lq + QB - 1) // QB
     ntasks = B * H * nqb * nkc
     for t in range(w, ntasks, W):
@@ -344,7 +370,7 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p
         j1 = min(j0 + kchunk, Lk)
         poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                                    b, h, i0, i1, j0, j1, o[kc, b, h, i0:i1],
-                                   lse[kc, b, h, i0:i1], qbuf, sbuf, abuf, m, l, cmax)
+                                   lse[kc, b, h, i0:i1], qbuf, sbuf, abuf, m, l, cstate)
 
 
 @njit(cache=True, parallel=True)
@@ -435,7 +461,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             _zero_rows(dk, dv, jt, je)
         if wide:
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
-            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0, shift)
+            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0, shift, 0)
         else:
             P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], P)
@@ -449,8 +475,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             pz, pzbuf = G, gbuf
         if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
             gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
-                       shift)
-            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0, shift)
+                       shift, 0)
+            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0, shift,
+                       0)
         else:
             _row_accumulate(pz, dO, dv[jt:je], True)
             _row_scores(dO, v[b, h, jt:je], G)
@@ -459,8 +486,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         _grad_scores(P, G, wide, delta[b, h, i0:i1])
         if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
             gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
-                       shift)
-            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE, shift)
+                       shift, 0)
+            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE, shift,
+                       0)
         else:
             _row_accumulate(G, k[b, h, jt:je], dQ, False)
             _row_accumulate(G, Qs, dk[jt:je], True)

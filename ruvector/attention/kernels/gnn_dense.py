@@ -60,7 +60,7 @@ def _product(C, i0, i1, A, Bm, mode):
     """C[i0:i1] (+)= A[i0:i1] @ Bm for row-major 2-D arrays (Bm small, in cache)."""
     K, N = Bm.shape
     gemm_block(C.reshape(-1), i0 * N, N, A.reshape(-1), i0 * K, K, 1, Bm.reshape(-1), 0, N,
-               i1 - i0, N, K, mode, C[0])
+               i1 - i0, N, K, mode, C[0], 0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -68,7 +68,7 @@ def _product_tn(G, A, Y, i0, i1):
     """G += A[i0:i1]^T @ Y[i0:i1]: a weight-gradient contribution of one block."""
     K, N = A.shape[1], Y.shape[1]
     gemm_block(G.reshape(-1), 0, N, A.reshape(-1), i0 * K, 1, K, Y.reshape(-1), i0 * N, N,
-               K, N, i1 - i0, ACCUMULATE, G[0])
+               K, N, i1 - i0, ACCUMULATE, G[0], 0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
