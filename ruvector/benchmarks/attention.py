@@ -28,16 +28,8 @@ SHAPES = {  # name: (B, H, Lq, Lk, D)
 }
 
 
-def _numpy_attention(q, k, v):
-    s = (q @ np.swapaxes(k, -1, -2)) * np.float32(1.0 / np.sqrt(q.shape[-1]))
-    s -= s.max(axis=-1, keepdims=True)
-    np.exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True)
-    return s @ v
-
-
 def bench_sdpa(shape, rng, budget):
-    """(forward, backward, NumPy forward) seconds for one shape."""
+    """(forward, backward) seconds for one shape."""
     B, H, Lq, Lk, D = shape
     q = rng.standard_normal((B, H, Lq, D), dtype=np.float32)
     k = rng.standard_normal((B, H, Lk, D), dtype=np.float32)
@@ -48,8 +40,7 @@ def bench_sdpa(shape, rng, budget):
     out, ctx, _ = attention_forward(q, k, v)
     grad = rng.standard_normal(out.shape, dtype=np.float32)
     bwd = median_seconds(lambda: attention_backward(ctx, grad), budget=budget)
-    ref = median_seconds(lambda: _numpy_attention(q, k, v), budget=budget)
-    return fwd, bwd, ref
+    return fwd, bwd
 
 
 def bench_mha(rng, budget, d_model=512, heads=8, L=512):
@@ -63,14 +54,14 @@ def bench_mha(rng, budget, d_model=512, heads=8, L=512):
     return fwd, bwd
 
 
-def _row(ours, theirs, flops, shape):
-    """One result row from per-round (forward, backward[, numpy]) seconds: the medians."""
+def _row(ours, numpy_ref, theirs, flops, shape, backward_flops):
+    """One result row from per-round seconds: the medians over the rounds."""
     med = np.median(np.array(ours), axis=0)
     row = {"shape": shape, "ruvector_forward": timing_entry(med[0], flops),
-           "ruvector_backward": timing_entry(med[1], 2.5 * flops if len(med) > 2 else 2 * flops),
+           "ruvector_backward": timing_entry(med[1], backward_flops),
            "backward_over_forward": round(float(med[1] / med[0]), 2)}
-    if len(med) > 2:
-        row["numpy_forward"] = timing_entry(med[2], flops)
+    if numpy_ref:
+        row["numpy_forward"] = timing_entry(float(np.median(numpy_ref)), flops)
     if theirs:
         fwd, bwd = np.median(np.array(theirs), axis=0)
         row["torch_forward"] = timing_entry(fwd, flops)
@@ -82,10 +73,11 @@ def _row(ours, theirs, flops, shape):
 def run(quick=False, seed=0, rounds=None):
     """Run every shape; returns one JSON-serialisable dict.
 
-    PyTorch (when installed) is measured in a separate process with the same thread count.
-    The machine's load drifts, so the suite runs in ``rounds`` (3; 1 with ``quick``) that
-    alternate PyTorch's process and ruvector's, each with a share of the time budget, and
-    every figure is the median over the rounds: both sides see the same stretches of time.
+    The NumPy reference and PyTorch (when installed) are measured in a separate process with
+    the same thread count (their thread pools would slow Numba's down in this one).  The
+    machine's load drifts, so the suite runs in ``rounds`` (3; 1 with ``quick``) that
+    alternate the baselines' process and ruvector's, each with a share of the time budget,
+    and every figure is the median over the rounds: both sides see the same stretches.
     """
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads()
@@ -97,15 +89,18 @@ def run(quick=False, seed=0, rounds=None):
     mha_name = f"e_mha_d{d_model}_h{heads}_L{L}"
     ours = {name: [] for name in [*shapes, mha_name]}
     theirs = {name: [] for name in ours}
+    numpy_ref = {name: [] for name in ours}
     version = None
     for _ in range(rounds):
-        torch = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
-                                       "sdpa": shapes, "mha": MHA})
-        if torch:
-            version = torch["version"]
+        base = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
+                                      "sdpa": shapes, "mha": MHA})
+        for name in shapes if base else ():
+            numpy_ref[name].append(base["numpy"][name])
+        if base and base["version"]:
+            version = base["version"]
             for name in shapes:
-                theirs[name].append(torch["sdpa"][name])
-            theirs[mha_name].append(torch["mha"])
+                theirs[name].append(base["sdpa"][name])
+            theirs[mha_name].append(base["mha"])
         for name, shape in shapes.items():
             ours[name].append(bench_sdpa(shape, rng, budget))
         ours[mha_name].append(bench_mha(rng, budget, d_model, heads, L))
@@ -114,11 +109,14 @@ def run(quick=False, seed=0, rounds=None):
               "numpy": np.__version__, "numba": numba.__version__, "torch": version,
               "quick": quick, "rounds": rounds, "malloc_tuned": malloc_tuned, "results": {}}
     for name, (B, H, Lq, Lk, D) in shapes.items():
-        result["results"][name] = _row(ours[name], theirs[name], 4.0 * B * H * Lq * Lk * D,
-                                       {"B": B, "H": H, "Lq": Lq, "Lk": Lk, "D": D})
+        flops = 4.0 * B * H * Lq * Lk * D
+        result["results"][name] = _row(ours[name], numpy_ref[name], theirs[name], flops,
+                                       {"B": B, "H": H, "Lq": Lq, "Lk": Lk, "D": D},
+                                       2.5 * flops)
+    flops = 8.0 * L * d_model ** 2 + 4.0 * L * L * d_model
     result["results"][mha_name] = _row(
-        ours[mha_name], theirs[mha_name], 8.0 * L * d_model ** 2 + 4.0 * L * L * d_model,
-        {"B": 1, "L": L, "d_model": d_model, "heads": heads})
+        ours[mha_name], None, theirs[mha_name], flops,
+        {"B": 1, "L": L, "d_model": d_model, "heads": heads}, 2 * flops)
     return result
 
 

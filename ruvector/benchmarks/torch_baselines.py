@@ -1,7 +1,9 @@
-"""PyTorch baselines, run in their own process (``python -m ruvector.benchmarks.torch_baselines``).
+"""Baselines, run in their own process (``python -m ruvector.benchmarks.torch_baselines``).
 
-PyTorch and Numba each keep an OpenMP thread pool whose idle threads spin; measured in one
-process, each slows the other down.  Reads a JSON job from stdin, prints JSON timings.
+PyTorch and Numba each keep an OpenMP thread pool whose idle threads spin, and so does
+OpenBLAS behind the NumPy reference: measured in one process, each slows the others down.
+Reads a JSON job from stdin, prints JSON timings: the NumPy reference always, PyTorch
+(``version`` not null) when it is installed.
 """
 import json
 import subprocess
@@ -11,6 +13,22 @@ import numpy as np
 
 from .._malloc import tune_malloc
 from .timing import median_seconds, optional_torch
+
+
+def numpy_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v with NumPy (BLAS products, max-subtracted softmax)."""
+    s = (q @ np.swapaxes(k, -1, -2)) * np.float32(1.0 / np.sqrt(q.shape[-1]))
+    s -= s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    return s @ v
+
+
+def numpy_time(shape, budget, seed):
+    B, H, Lq, Lk, D = shape
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((B, H, L, D), dtype=np.float32) for L in (Lq, Lk, Lk))
+    return median_seconds(lambda: numpy_attention(q, k, v), budget=budget)
 
 
 def sdpa_times(torch, shape, budget, seed):
@@ -56,15 +74,18 @@ def measure_in_subprocess(job, module=__name__):
 def _main():
     job = json.load(sys.stdin)
     tune_malloc()  # the same allocator settings as the ruvector side
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(job["threads"]):
+        out = {"numpy": {name: numpy_time(shape, job["budget"], job["seed"])
+                         for name, shape in job["sdpa"].items()}}
     torch = optional_torch(job["threads"])
-    if torch is None:
-        print("null")
-        return
-    out = {"version": torch.__version__, "sdpa": {}, "mha": None}
-    for name, shape in job["sdpa"].items():
-        out["sdpa"][name] = sdpa_times(torch, shape, job["budget"], job["seed"])
-    if job.get("mha"):
-        out["mha"] = mha_times(torch, *job["mha"], job["budget"], job["seed"])
+    out.update(version=None, sdpa={}, mha=None)
+    if torch is not None:
+        out["version"] = torch.__version__
+        for name, shape in job["sdpa"].items():
+            out["sdpa"][name] = sdpa_times(torch, shape, job["budget"], job["seed"])
+        if job.get("mha"):
+            out["mha"] = mha_times(torch, *job["mha"], job["budget"], job["seed"])
     print(json.dumps(out))
 
 
