@@ -48,6 +48,23 @@ def _row_sum(x, nbr, start, stop, o):
         p += 1
 
 
+@njit(cache=True, inline="always")
+def _block(blk, N):
+    """Rows i0:i1 of block ``blk`` of N rows."""
+    i0 = blk * RB
+    return i0, min(i0 + RB, N)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _scale_rows(y, i0, i1, row_scale):
+    """y[i] *= row_scale[i] for i in i0:i1 (rows with factor 1 untouched)."""
+    for i in range(i0, i1):
+        s = row_scale[i]
+        if s != 1:
+            for d in range(y.shape[1]):
+                y[i, d] *= s
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _add_bias(y, i0, i1, bias):
     for i in range(i0, i1):
@@ -85,8 +102,7 @@ def gin_forward(x, nbr, indptr, self_scale, w1, b1, w2, b2, z, pre, hid, out, W)
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0 = blk * RB
-            i1 = min(i0 + RB, N)
+            i0, i1 = _block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], z[i])
                 for d in range(x.shape[1]):
@@ -109,8 +125,7 @@ def gin_backward(gy, z, pre, hid, w1t, w2t, dpre, dz, gw1, gb1, gw2, gb2):
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0 = blk * RB
-            i1 = min(i0 + RB, N)
+            i0, i1 = _block(blk, N)
             _product(dpre, i0, i1, gy, w2t, 0)
             for i in range(i0, i1):
                 for c in range(dpre.shape[1]):
@@ -131,14 +146,10 @@ def sage_forward(x, nbr, indptr, row_scale, w_neigh, w_root, has_root, bias, has
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0 = blk * RB
-            i1 = min(i0 + RB, N)
+            i0, i1 = _block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], agg[i])
-                s = row_scale[i]
-                if s != 1:
-                    for d in range(x.shape[1]):
-                        agg[i, d] *= s
+            _scale_rows(agg, i0, i1, row_scale)
             _product(out, i0, i1, agg, w_neigh, 0)
             if has_root:
                 _product(out, i0, i1, x, w_root, ACCUMULATE)
@@ -155,14 +166,9 @@ def sage_backward(gy, x, agg, row_scale, wnt, wrt, has_root, dagg, dxr, gwn, gwr
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0 = blk * RB
-            i1 = min(i0 + RB, N)
+            i0, i1 = _block(blk, N)
             _product(dagg, i0, i1, gy, wnt, 0)
-            for i in range(i0, i1):
-                s = row_scale[i]
-                if s != 1:
-                    for d in range(dagg.shape[1]):
-                        dagg[i, d] *= s
+            _scale_rows(dagg, i0, i1, row_scale)
             _product_tn(gwn[w], agg, gy, i0, i1)
             _column_sums(gb[w], gy, i0, i1)
             if has_root:
