@@ -12,7 +12,7 @@ GAT (Velickovic et al. 2018), per head h:
 import numpy as np
 from numba import njit, prange
 
-from ._math import FASTMATH
+from ._math import FASTMATH, fexp
 from .dense import keep_bit
 
 
@@ -52,30 +52,25 @@ def gat_forward(h, s_src, s_dst, s_edge, has_edge, src, indptr_t, perm_t, slope,
             for c in range(C):
                 out[i, hh, c] = 0
         start, stop = indptr_t[i], indptr_t[i + 1]
-        if start == stop:
-            continue
-        top = np.full(H, -np.inf)
-        for p in range(start, stop):
-            e = perm_t[p]
-            j = src[e]
-            for hh in range(H):
-                s = s_src[j, hh] + s_dst[i, hh]
+        for hh in range(H):  # one head at a time: scalar running max and sum, no allocation
+            top = alpha.dtype.type(-np.inf)
+            for p in range(start, stop):
+                e = perm_t[p]
+                s = s_src[src[e], hh] + s_dst[i, hh]
                 if has_edge:
                     s += s_edge[e, hh]
-                z = s if s > 0 else slope * s
+                z = alpha.dtype.type(s if s > 0 else slope * s)
                 alpha[p, hh] = z
-                top[hh] = max(top[hh], z)
-        total = np.zeros(H)
-        for p in range(start, stop):
-            for hh in range(H):
-                w = np.exp(alpha[p, hh] - top[hh])
+                top = max(top, z)
+            total = alpha.dtype.type(0)
+            for p in range(start, stop):
+                w = fexp(alpha[p, hh] - top)
                 alpha[p, hh] = w
-                total[hh] += w
-        for p in range(start, stop):
-            e = perm_t[p]
-            j = src[e]
-            for hh in range(H):
-                a = alpha[p, hh] / total[hh]
+                total += w
+            for p in range(start, stop):
+                e = perm_t[p]
+                j = src[e]
+                a = alpha[p, hh] / total
                 alpha[p, hh] = a
                 a = _dropped_weight(a, drop_p, inv_keep, seed, hh, e, H, E)
                 for c in range(C):
