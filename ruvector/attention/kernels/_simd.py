@@ -23,7 +23,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._math import FASTMATH, fexp
+from ._math import EXP_UNDERFLOW, FASTMATH, fexp
 
 MR = 6      # rows per micro-tile
 NVEC = 2    # SIMD vectors of columns per micro-tile
@@ -37,8 +37,6 @@ def lanes(dtype):
 ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
 COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i (A B)[i, j])
 EXP_SHIFTED = 4  # mode bit: C = exp(A B - shift[j]), sums[j] += sum_i C[i, j] (+ NaN poison)
-
-EXP_UNDERFLOW = -87.0
 
 
 def _vector_exp(context, builder, x, vty, width, f32):
@@ -57,8 +55,8 @@ def _vector_exp(context, builder, x, vty, width, f32):
                                          "llvm.fma.v%df32" % width)
     floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
                                            "llvm.floor.v%df32" % width)
-    keep = builder.fcmp_ordered(">", x, splat(EXP_UNDERFLOW))
-    xc = builder.select(keep, x, splat(EXP_UNDERFLOW))
+    keep = builder.fcmp_ordered(">", x, splat(float(EXP_UNDERFLOW)))
+    xc = builder.select(keep, x, splat(float(EXP_UNDERFLOW)))
     k = builder.call(floor, [builder.call(fma, [xc, splat(1.4426950408889634), splat(0.5)])])
     r = builder.call(fma, [k, splat(-0.693359375), xc])
     r = builder.call(fma, [k, splat(2.12194440e-4), r])
