@@ -115,9 +115,10 @@ class GATLayer(Module):
         ``(edge_index_with_self_loops (2, E'), alpha (E', H))``."""
         x, g, attr, kept = self._prepare(x, graph, edge_attr)
         N, H, C = x.shape[0], self.heads, self.out_dim
-        h = matmul(x, self.weight).reshape(N, H, C)
-        s_src = np.einsum("nhc,hc->nh", h, self.att_src)
-        s_dst = np.einsum("nhc,hc->nh", h, self.att_dst)
+        h = np.empty((N, H, C), self.dtype)
+        s_src = np.empty((N, H), self.dtype)
+        s_dst = np.empty((N, H), self.dtype)
+        K.gat_project(x, self.weight, self.att_src, self.att_dst, h, s_src, s_dst, _workers(N))
         he = None
         s_edge = np.zeros((1, H), self.dtype)
         if attr is not None:
@@ -127,7 +128,7 @@ class GATLayer(Module):
         seed = int(self._dropout_rng.integers(2**62)) if drop > 0 else 0
         alpha = np.empty((g.num_edges, H), self.dtype)
         out = np.empty((N, H, C), self.dtype)
-        K.gat_forward(h, s_src, s_dst, s_edge, attr is not None, g.src, g.indptr_t, g.perm_t,
+        K.gat_forward(h, s_src, s_dst, s_edge, attr is not None, g.nbr_t, g.perm_t, g.indptr_t,
                       self.negative_slope, drop, seed, alpha, out)
         self._cache = (x, g, attr, kept, h, he, s_src, s_dst, s_edge, alpha, drop, seed,
                        None if edge_attr is None else np.shape(edge_attr))
@@ -153,19 +154,22 @@ class GATLayer(Module):
         gh = np.ascontiguousarray(gh, dtype=self.dtype)
         E = g.num_edges
         ds = np.empty((E, H), self.dtype)
-        d_dst = np.empty((N, H), self.dtype)
-        K.gat_backward_targets(gh, h, alpha, s_src, s_dst, s_edge, attr is not None, g.src,
-                               g.indptr_t, g.perm_t, self.negative_slope, drop, seed, ds, d_dst)
         dh = np.empty((N, H, C), self.dtype)
+        K.gat_backward_messages(gh, h, alpha, g.nbr_s, g.tslot_s, g.perm_s, g.indptr_s, drop,
+                                seed, ds, dh)
+        d_dst = np.empty((N, H), self.dtype)
+        K.gat_backward_scores(alpha, s_src, s_dst, s_edge, attr is not None, g.nbr_t, g.perm_t,
+                              g.indptr_t, self.negative_slope, ds, d_dst)
+        W = _workers(N)
         d_src = np.empty((N, H), self.dtype)
-        K.gat_backward_sources(gh, alpha, ds, g.dst, g.pos_t, g.indptr_s, g.perm_s, drop, seed,
-                               dh, d_src)
-        self._grads["att_src"] += np.einsum("nh,nhc->hc", d_src, h)
-        self._grads["att_dst"] += np.einsum("nh,nhc->hc", d_dst, h)
-        dh += d_src[:, :, None] * self.att_src + d_dst[:, :, None] * self.att_dst
-        dh2 = dh.reshape(N, H * C)
-        self._grads["weight"] += matmul_tn(x, dh2)
-        dx = matmul(dh2, _transposed(self.weight))
+        dx = np.empty_like(x)
+        parts = {name: np.zeros((W,) + self._params[name].shape, self.dtype)
+                 for name in ("att_src", "att_dst", "weight")}
+        K.gat_backward_finish(ds, g.tslot_s, g.indptr_s, d_dst, self.att_src, self.att_dst, h,
+                              x, _transposed(self.weight), d_src, dh, dx, parts["att_src"],
+                              parts["att_dst"], parts["weight"])
+        for name, part in parts.items():
+            self._grads[name] += part.sum(axis=0)
         if attr is None:
             return dx
         ds = ds[g.pos_t]  # edge order, like he

@@ -48,6 +48,12 @@ class CSRGraph:
         """nbr_s[p] = target of the edge in slot p of the source CSR (``dst[perm_s]``)."""
         return np.ascontiguousarray(self.dst[self.perm_s])
 
+    @cached_property
+    def tslot_s(self):
+        """tslot_s[p] = target-CSR slot of the edge in slot p of the source CSR
+        (``pos_t[perm_s]``)."""
+        return np.ascontiguousarray(self.pos_t[self.perm_s])
+
     @classmethod
     def from_edges(cls, src, dst, num_nodes):
         """Build both CSR orders with stable sorts (duplicate edges stay separate edges)."""

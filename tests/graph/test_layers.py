@@ -204,6 +204,25 @@ def test_gin_and_sage_on_several_row_blocks_and_wide_features(rng, dtype):
             _fd_check(sage, (x,), lambda: sage.forward(x, ei), tol=1e-5, sample=30)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gat_on_several_row_blocks_and_wide_heads(rng, dtype):
+    """110 nodes (blocks of 48 rows plus a tail; more edges than the prefetch distance per
+    node) and H C = 2 x 13 channels: the blocked projection, the source-side message pass
+    and the fused finish (weight gradient and dx products on the micro-kernel)."""
+    N, din = 110, 20
+    ei = random_graph(rng, N, 900)
+    x = rng.standard_normal((N, din))
+    layer = GATLayer(din, 13, heads=2, seed=5, dtype=dtype)
+    layer.bias[:] = rng.standard_normal(layer.bias.shape)
+    y, (_, alpha) = layer.forward(x.astype(dtype), ei, return_attention=True)
+    ref_y, ref_alpha = gat_reference(layer, x, ei)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, ref_y, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(alpha, ref_alpha, rtol=tol, atol=tol)
+    if dtype == np.float64:
+        _fd_check(layer, (x,), lambda: layer.forward(x, ei), tol=1e-5, sample=30)
+
+
 def test_permutation_equivariance(rng):
     N = 10
     ei = random_graph(rng, N, 30)

@@ -225,3 +225,35 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
                     cs[2 * cs_len + j] += e + s * 0
                     s = e
                 C[idx] = s
+
+
+@intrinsic
+def prefetch(typingctx, arr, index):
+    """Hint the CPU to bring the cache line of ``arr.flat[index]`` (C-contiguous ``arr``)
+    into L1 (``llvm.prefetch``, read, high locality).  Never faults, whatever the index."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C"
+            and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arr_v, index_v = args
+        data = context.make_array(arr)(context, builder, arr_v).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        address = builder.bitcast(builder.gep(data, [index_v]), byte_ptr)
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp), codegen
+
+
+@njit(cache=True, inline="always")
+def prefetch_row(x, row):
+    """Prefetch every cache line of row ``row`` (``x[row]``) of the C-contiguous array ``x``."""
+    width = x.size // x.shape[0]
+    step = 64 // x.itemsize
+    for k in range(0, width, step):
+        prefetch(x, row * width + k)

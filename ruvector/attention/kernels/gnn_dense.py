@@ -49,7 +49,7 @@ def _row_sum(x, nbr, start, stop, o):
 
 
 @njit(cache=True, inline="always")
-def _block(blk, N):
+def row_block(blk, N):
     """Rows i0:i1 of block ``blk`` of N rows."""
     i0 = blk * RB
     return i0, min(i0 + RB, N)
@@ -73,7 +73,7 @@ def _add_bias(y, i0, i1, bias):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _product(C, i0, i1, A, Bm, mode):
+def block_product(C, i0, i1, A, Bm, mode):
     """C[i0:i1] (+)= A[i0:i1] @ Bm for row-major 2-D arrays (Bm small, in cache)."""
     K, N = Bm.shape
     gemm_block(C.reshape(-1), i0 * N, N, A.reshape(-1), i0 * K, K, 1, Bm.reshape(-1), 0, N,
@@ -81,7 +81,7 @@ def _product(C, i0, i1, A, Bm, mode):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _product_tn(G, A, Y, i0, i1):
+def block_product_tn(G, A, Y, i0, i1):
     """G += A[i0:i1]^T @ Y[i0:i1]: a weight-gradient contribution of one block."""
     K, N = A.shape[1], Y.shape[1]
     gemm_block(G.reshape(-1), 0, N, A.reshape(-1), i0 * K, 1, K, Y.reshape(-1), i0 * N, N,
@@ -102,17 +102,17 @@ def gin_forward(x, nbr, indptr, self_scale, w1, b1, w2, b2, z, pre, hid, out, W)
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0, i1 = _block(blk, N)
+            i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], z[i])
                 for d in range(x.shape[1]):
                     z[i, d] += self_scale * x[i, d]
-            _product(pre, i0, i1, z, w1, 0)
+            block_product(pre, i0, i1, z, w1, 0)
             _add_bias(pre, i0, i1, b1)
             for i in range(i0, i1):
                 for c in range(pre.shape[1]):
                     hid[i, c] = max(pre[i, c], 0)
-            _product(out, i0, i1, hid, w2, 0)
+            block_product(out, i0, i1, hid, w2, 0)
             _add_bias(out, i0, i1, b2)
 
 
@@ -125,15 +125,15 @@ def gin_backward(gy, z, pre, hid, w1t, w2t, dpre, dz, gw1, gb1, gw2, gb2):
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0, i1 = _block(blk, N)
-            _product(dpre, i0, i1, gy, w2t, 0)
+            i0, i1 = row_block(blk, N)
+            block_product(dpre, i0, i1, gy, w2t, 0)
             for i in range(i0, i1):
                 for c in range(dpre.shape[1]):
                     if pre[i, c] <= 0:
                         dpre[i, c] = 0
-            _product(dz, i0, i1, dpre, w1t, 0)
-            _product_tn(gw2[w], hid, gy, i0, i1)
-            _product_tn(gw1[w], z, dpre, i0, i1)
+            block_product(dz, i0, i1, dpre, w1t, 0)
+            block_product_tn(gw2[w], hid, gy, i0, i1)
+            block_product_tn(gw1[w], z, dpre, i0, i1)
             _column_sums(gb2[w], gy, i0, i1)
             _column_sums(gb1[w], dpre, i0, i1)
 
@@ -146,13 +146,13 @@ def sage_forward(x, nbr, indptr, row_scale, w_neigh, w_root, has_root, bias, has
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0, i1 = _block(blk, N)
+            i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], agg[i])
             _scale_rows(agg, i0, i1, row_scale)
-            _product(out, i0, i1, agg, w_neigh, 0)
+            block_product(out, i0, i1, agg, w_neigh, 0)
             if has_root:
-                _product(out, i0, i1, x, w_root, ACCUMULATE)
+                block_product(out, i0, i1, x, w_root, ACCUMULATE)
             if has_bias:
                 _add_bias(out, i0, i1, bias)
 
@@ -166,14 +166,14 @@ def sage_backward(gy, x, agg, row_scale, wnt, wrt, has_root, dagg, dxr, gwn, gwr
     nb = (N + RB - 1) // RB
     for w in prange(W):
         for blk in range(w, nb, W):
-            i0, i1 = _block(blk, N)
-            _product(dagg, i0, i1, gy, wnt, 0)
+            i0, i1 = row_block(blk, N)
+            block_product(dagg, i0, i1, gy, wnt, 0)
             _scale_rows(dagg, i0, i1, row_scale)
-            _product_tn(gwn[w], agg, gy, i0, i1)
+            block_product_tn(gwn[w], agg, gy, i0, i1)
             _column_sums(gb[w], gy, i0, i1)
             if has_root:
-                _product(dxr, i0, i1, gy, wrt, 0)
-                _product_tn(gwr[w], x, gy, i0, i1)
+                block_product(dxr, i0, i1, gy, wrt, 0)
+                block_product_tn(gwr[w], x, gy, i0, i1)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
