@@ -34,6 +34,18 @@ def _transposed(w):
     return np.ascontiguousarray(w.T)
 
 
+def _worker_partials(module, W, names):
+    """Zeroed per-worker partial sums (W, *shape) for the gradients of ``names`` (in order),
+    for kernels that deal row blocks to W workers."""
+    return {name: np.zeros((W,) + module._params[name].shape, module.dtype) for name in names}
+
+
+def _add_partials(module, parts):
+    """Add the workers' partial sums into the module's gradients."""
+    for name, part in parts.items():
+        module._grads[name] += part.sum(axis=0)
+
+
 def _grad(grad, shape, dtype):
     g = as_array(grad, "grad_out", dtype=dtype, allow_empty=True)
     if g.shape != shape:
@@ -163,13 +175,10 @@ class GATLayer(Module):
         W = _workers(N)
         d_src = np.empty((N, H), self.dtype)
         dx = np.empty_like(x)
-        parts = {name: np.zeros((W,) + self._params[name].shape, self.dtype)
-                 for name in ("att_src", "att_dst", "weight")}
+        parts = _worker_partials(self, W, ("att_src", "att_dst", "weight"))
         K.gat_backward_finish(ds, g.tslot_s, g.indptr_s, d_dst, self.att_src, self.att_dst, h,
-                              x, _transposed(self.weight), d_src, dh, dx, parts["att_src"],
-                              parts["att_dst"], parts["weight"])
-        for name, part in parts.items():
-            self._grads[name] += part.sum(axis=0)
+                              x, _transposed(self.weight), d_src, dh, dx, *parts.values())
+        _add_partials(self, parts)
         if attr is None:
             return dx
         ds = ds[g.pos_t]  # edge order, like he
@@ -330,12 +339,10 @@ class GINLayer(Module):
         gy = _grad(grad_out, (x.shape[0], self.out_dim), self.dtype)
         W = _workers(x.shape[0])
         dpre, dz = np.empty_like(pre), np.empty_like(x)
-        parts = {name: np.zeros((W,) + self._params[name].shape, self.dtype)
-                 for name in ("w1", "b1", "w2", "b2")}
+        parts = _worker_partials(self, W, ("w1", "b1", "w2", "b2"))
         KD.gin_backward(gy, z, pre, hid, _transposed(self.w1), _transposed(self.w2), dpre, dz,
-                        parts["w1"], parts["b1"], parts["w2"], parts["b2"])
-        for name, part in parts.items():
-            self._grads[name] += part.sum(axis=0)
+                        *parts.values())
+        _add_partials(self, parts)
         if self.train_eps:
             self._grads["eps"] += np.float64((dz * x).sum())
         dx = np.empty_like(dz)
