@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from ruvector.attention.kernels._math import fast_exp_f32
-from ruvector.attention.kernels._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block
+from ruvector.attention.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block,
+                                              prefetch, prefetch_row)
 
 
 @njit(cache=True)
@@ -13,6 +14,29 @@ def _gemm(C, A, B, m, n, k, transposed_a, mode, state):
     is the column state [colmax | shift | sums] (3 n)."""
     sa_r, sa_c = (1, m) if transposed_a else (k, 1)
     gemm_block(C, 0, n, A, 0, sa_r, sa_c, B, 0, n, m, n, k, mode, state, n)
+
+
+@njit(cache=True)
+def _gather_sum_prefetching(x, rows, ahead):
+    """sum of x[rows[p]] over p, prefetching the row ``ahead`` slots on (and, as a hint may,
+    an address far outside the array)."""
+    out = np.zeros(x.shape[1:], x.dtype)
+    for p in range(rows.shape[0]):
+        prefetch_row(x, rows[min(p + ahead, rows.shape[0] - 1)])
+        prefetch(x, (p + 1) * 1_000_000_007)
+        out += x[rows[p]]
+    return out
+
+
+def test_prefetch_is_only_a_hint():
+    """Prefetching (2-D and 3-D rows, wild addresses) compiles, never faults and changes no
+    value."""
+    rng = np.random.default_rng(0)
+    for shape in ((50, 37), (50, 3, 20)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        rows = rng.integers(0, 50, 200)
+        np.testing.assert_allclose(_gather_sum_prefetching(x, rows, 4), x[rows].sum(axis=0),
+                                   rtol=1e-5, atol=1e-5)
 
 
 @njit(cache=True)

@@ -49,6 +49,12 @@ def _row_sum(x, nbr, start, stop, o):
 
 
 @njit(cache=True, inline="always")
+def num_blocks(N):
+    """Blocks of RB rows covering N rows."""
+    return (N + RB - 1) // RB
+
+
+@njit(cache=True, inline="always")
 def row_block(blk, N):
     """Rows i0:i1 of block ``blk`` of N rows."""
     i0 = blk * RB
@@ -99,9 +105,8 @@ def _column_sums(g, Y, i0, i1):
 def gin_forward(x, nbr, indptr, self_scale, w1, b1, w2, b2, z, pre, hid, out, W):
     """GIN forward (module docstring) into z, pre, hid (saved for the backward) and out."""
     N = x.shape[0]
-    nb = (N + RB - 1) // RB
     for w in prange(W):
-        for blk in range(w, nb, W):
+        for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], z[i])
@@ -122,9 +127,8 @@ def gin_backward(gy, z, pre, hid, w1t, w2t, dpre, dz, gw1, gb1, gw2, gb2):
     per-worker partial sums."""
     N = gy.shape[0]
     W = gw1.shape[0]
-    nb = (N + RB - 1) // RB
     for w in prange(W):
-        for blk in range(w, nb, W):
+        for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             block_product(dpre, i0, i1, gy, w2t, 0)
             for i in range(i0, i1):
@@ -143,9 +147,8 @@ def sage_forward(x, nbr, indptr, row_scale, w_neigh, w_root, has_root, bias, has
                  agg, out, W):
     """SAGE forward for sum / mean aggregation (module docstring) into agg and out."""
     N = x.shape[0]
-    nb = (N + RB - 1) // RB
     for w in prange(W):
-        for blk in range(w, nb, W):
+        for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], agg[i])
@@ -163,9 +166,8 @@ def sage_backward(gy, x, agg, row_scale, wnt, wrt, has_root, dagg, dxr, gwn, gwr
     (W, ...) zeroed per-worker partial sums."""
     N = gy.shape[0]
     W = gwn.shape[0]
-    nb = (N + RB - 1) // RB
     for w in prange(W):
-        for blk in range(w, nb, W):
+        for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             block_product(dagg, i0, i1, gy, wnt, 0)
             _scale_rows(dagg, i0, i1, row_scale)

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ._math import FASTMATH, fexp
 from ._simd import prefetch_row
-from .gnn_dense import RB, block_product, block_product_tn, row_block
+from .gnn_dense import block_product, block_product_tn, num_blocks, row_block
 from .dense import keep_bit
 
 
@@ -158,9 +158,8 @@ def gat_project(x, w, att_src, att_dst, h, s_src, s_dst, W):
     s_dst = sum_c h att_dst (the per-node halves of every edge score)."""
     N, H, C = h.shape
     h2 = h.reshape(N, H * C)
-    nb = (N + RB - 1) // RB
     for wk in prange(W):
-        for blk in range(wk, nb, W):
+        for blk in range(wk, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             block_product(h2, i0, i1, x, w, 0)
             for i in range(i0, i1):
@@ -187,9 +186,8 @@ def gat_backward_finish(ds, tslot_s, indptr_s, d_dst, att_src, att_dst, h, x, wt
     N, H, C = dh.shape
     W = g_w.shape[0]
     dh2 = dh.reshape(N, H * C)
-    nb = (N + RB - 1) // RB
     for wk in prange(W):
-        for blk in range(wk, nb, W):
+        for blk in range(wk, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             for j in range(i0, i1):
                 for hh in range(H):
