@@ -7,7 +7,7 @@ import pytest
 from ruvector import DimensionMismatch, InvalidConfig, InvalidInput, NotFound
 from ruvector.index import AttentionDistance, AttentionReranker, VectorStore
 from ruvector.index import store as store_mod
-from tests.index.conftest import brute_force, clustered, recall
+from tests.index.conftest import brute_force, recall
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
@@ -111,7 +111,7 @@ def test_filter_through_hnsw_path(rng, data, monkeypatch):
     monkeypatch.setattr(store_mod, "BRUTE_FORCE_MAX", 10)
     monkeypatch.setattr(store_mod, "BRUTE_FORCE_SHARE", 0.0)
     store = VectorStore(24, "l2")
-    ids = store.add(data)
+    store.add(data)
     res = store.search(data[:10], 10, filter=lambda a: a % 2 == 0)
     assert (res.ids % 2 == 0).all() and (res.ids >= 0).all()
 
