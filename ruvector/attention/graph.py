@@ -172,12 +172,10 @@ class GATLayer(Module):
         d_dst = np.empty((N, H), self.dtype)
         K.gat_backward_scores(alpha, s_src, s_dst, s_edge, attr is not None, g.nbr_t, g.perm_t,
                               g.indptr_t, self.negative_slope, ds, d_dst)
-        W = _workers(N)
-        d_src = np.empty((N, H), self.dtype)
         dx = np.empty_like(x)
-        parts = _worker_partials(self, W, ("att_src", "att_dst", "weight"))
+        parts = _worker_partials(self, _workers(N), ("att_src", "att_dst", "weight"))
         K.gat_backward_finish(ds, g.tslot_s, g.indptr_s, d_dst, self.att_src, self.att_dst, h,
-                              x, _transposed(self.weight), d_src, dh, dx, *parts.values())
+                              x, _transposed(self.weight), dh, dx, *parts.values())
         _add_partials(self, parts)
         if attr is None:
             return dx

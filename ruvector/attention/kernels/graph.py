@@ -174,8 +174,8 @@ def gat_project(x, w, att_src, att_dst, h, s_src, s_dst, W):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def gat_backward_finish(ds, tslot_s, indptr_s, d_dst, att_src, att_dst, h, x, wt, d_src, dh,
-                        dx, g_att_src, g_att_dst, g_w):
+def gat_backward_finish(ds, tslot_s, indptr_s, d_dst, att_src, att_dst, h, x, wt, dh, dx,
+                        g_att_src, g_att_dst, g_w):
     """Per block of sources j (blocks dealt to W = len(g_w) workers):
 
         d_src_j = sum of ds over the edges out of j,
@@ -191,14 +191,13 @@ def gat_backward_finish(ds, tslot_s, indptr_s, d_dst, att_src, att_dst, h, x, wt
             i0, i1 = row_block(blk, N)
             for j in range(i0, i1):
                 for hh in range(H):
-                    total = ds.dtype.type(0)
+                    t_src = ds.dtype.type(0)  # d_src_j,h
                     for p in range(indptr_s[j], indptr_s[j + 1]):
-                        total += ds[tslot_s[p], hh]
-                    d_src[j, hh] = total
+                        t_src += ds[tslot_s[p], hh]
                     t_dst = d_dst[j, hh]
                     for c in range(C):
-                        dh[j, hh, c] += total * att_src[hh, c] + t_dst * att_dst[hh, c]
-                        g_att_src[wk, hh, c] += total * h[j, hh, c]
+                        dh[j, hh, c] += t_src * att_src[hh, c] + t_dst * att_dst[hh, c]
+                        g_att_src[wk, hh, c] += t_src * h[j, hh, c]
                         g_att_dst[wk, hh, c] += t_dst * h[j, hh, c]
             block_product_tn(g_w[wk], x, dh2, i0, i1)
             block_product(dx, i0, i1, dh2, wt, 0)
