@@ -317,29 +317,32 @@ class GINLayer(Module):
     def eps_value(self):
         return float(self._params["eps"]) if self.train_eps else self._eps
 
+    def _hid_scratch(self, n_rows):
+        """Per-worker block of hidden activations: ReLU(pre) is never stored whole."""
+        return np.empty((_workers(n_rows), KD.RB, self.hidden_dim), self.dtype)
+
     def forward(self, x, graph):
         x = _features(x, self.in_dim, self.dtype)
         g = as_csr(graph, x.shape[0])
         N, dt = x.shape[0], self.dtype
         z = np.empty_like(x)
         pre = np.empty((N, self.hidden_dim), dt)
-        hid = np.empty_like(pre)
         out = np.empty((N, self.out_dim), dt)
         KD.gin_forward(x, g.nbr_t, g.indptr_t, dt.type(1.0 + self.eps_value), self.w1, self.b1,
-                       self.w2, self.b2, z, pre, hid, out, _workers(N))
-        self._cache = (x, g, z, pre, hid)
+                       self.w2, self.b2, z, pre, out, self._hid_scratch(N))
+        self._cache = (x, g, z, pre)
         return out
 
     __call__ = forward
 
     def backward(self, grad_out):
-        x, g, z, pre, hid = self._require_cache(self._cache)
+        x, g, z, pre = self._require_cache(self._cache)
         gy = _grad(grad_out, (x.shape[0], self.out_dim), self.dtype)
         W = _workers(x.shape[0])
         dpre, dz = np.empty_like(pre), np.empty_like(x)
         parts = _worker_partials(self, W, ("w1", "b1", "w2", "b2"))
-        KD.gin_backward(gy, z, pre, hid, _transposed(self.w1), _transposed(self.w2), dpre, dz,
-                        *parts.values())
+        KD.gin_backward(gy, z, pre, _transposed(self.w1), _transposed(self.w2), dpre, dz,
+                        self._hid_scratch(x.shape[0]), *parts.values())
         _add_partials(self, parts)
         if self.train_eps:
             self._grads["eps"] += np.float64((dz * x).sum())

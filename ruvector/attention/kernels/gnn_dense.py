@@ -9,7 +9,7 @@ caller adds.  ``nbr`` lists the neighbour of every CSR slot (``src[perm_t]`` for
 
     GIN forward:    z_i = (1 + eps) x_i + sum_{j -> i} x_j,   pre = z W1 + b1,
                     hid = ReLU(pre),   out = hid W2 + b2
-    GIN backward:   dpre = (gy W2^T) * [pre > 0],   dz = dpre W1^T,
+    GIN backward:   dpre = (gy W2^T) * [pre > 0],   dz = dpre W1^T   (hid recomputed from pre),
                     gW2 += hid^T gy,  gW1 += z^T dpre,  gb2 += sum_i gy_i,  gb1 += sum_i dpre_i
     SAGE forward:   agg_i = s_i sum_{j -> i} x_j  (s_i = 1 / max(deg_i, 1) for mean, 1 for sum),
                     out = agg W_neigh + x W_root + b
@@ -79,19 +79,29 @@ def _add_bias(y, i0, i1, bias):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def block_product(C, i0, i1, A, Bm, mode):
-    """C[i0:i1] (+)= A[i0:i1] @ Bm for row-major 2-D arrays (Bm small, in cache)."""
+def block_product(C, i0, i1, A, a0, Bm, mode):
+    """C[i0:i1] (+)= A[a0:a0 + i1 - i0] @ Bm for row-major 2-D arrays (Bm small, in cache;
+    a0 = i0 for a full-size A, 0 for a block-sized scratch)."""
     K, N = Bm.shape
-    gemm_block(C.reshape(-1), i0 * N, N, A.reshape(-1), i0 * K, K, 1, Bm.reshape(-1), 0, N,
+    gemm_block(C.reshape(-1), i0 * N, N, A.reshape(-1), a0 * K, K, 1, Bm.reshape(-1), 0, N,
                i1 - i0, N, K, mode, C[0], 0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def block_product_tn(G, A, Y, i0, i1):
-    """G += A[i0:i1]^T @ Y[i0:i1]: a weight-gradient contribution of one block."""
+def block_product_tn(G, A, a0, Y, i0, i1):
+    """G += A[a0:a0 + i1 - i0]^T @ Y[i0:i1]: a weight-gradient contribution of one block
+    (a0 as in :func:`block_product`)."""
     K, N = A.shape[1], Y.shape[1]
-    gemm_block(G.reshape(-1), 0, N, A.reshape(-1), i0 * K, 1, K, Y.reshape(-1), i0 * N, N,
+    gemm_block(G.reshape(-1), 0, N, A.reshape(-1), a0 * K, 1, K, Y.reshape(-1), i0 * N, N,
                K, N, i1 - i0, ACCUMULATE, G[0], 0)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _relu_rows(pre, i0, i1, hid):
+    """hid[:i1 - i0] = max(pre[i0:i1], 0) (a block of hidden activations in scratch)."""
+    for i in range(i0, i1):
+        for c in range(pre.shape[1]):
+            hid[i - i0, c] = max(pre[i, c], 0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -102,42 +112,46 @@ def _column_sums(g, Y, i0, i1):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def gin_forward(x, nbr, indptr, self_scale, w1, b1, w2, b2, z, pre, hid, out, W):
-    """GIN forward (module docstring) into z, pre, hid (saved for the backward) and out."""
+def gin_forward(x, nbr, indptr, self_scale, w1, b1, w2, b2, z, pre, out, hid_scratch):
+    """GIN forward (module docstring) into z, pre (saved for the backward) and out; hid lives
+    only in the per-worker block scratch ``hid_scratch`` (W, RB, hidden)."""
     N = x.shape[0]
+    W = hid_scratch.shape[0]
     for w in prange(W):
+        hid = hid_scratch[w]
         for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], z[i])
                 for d in range(x.shape[1]):
                     z[i, d] += self_scale * x[i, d]
-            block_product(pre, i0, i1, z, w1, 0)
+            block_product(pre, i0, i1, z, i0, w1, 0)
             _add_bias(pre, i0, i1, b1)
-            for i in range(i0, i1):
-                for c in range(pre.shape[1]):
-                    hid[i, c] = max(pre[i, c], 0)
-            block_product(out, i0, i1, hid, w2, 0)
+            _relu_rows(pre, i0, i1, hid)
+            block_product(out, i0, i1, hid, 0, w2, 0)
             _add_bias(out, i0, i1, b2)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def gin_backward(gy, z, pre, hid, w1t, w2t, dpre, dz, gw1, gb1, gw2, gb2):
-    """GIN backward up to dz (module docstring); gw1, gb1, gw2, gb2: (W, ...) zeroed
-    per-worker partial sums."""
+def gin_backward(gy, z, pre, w1t, w2t, dpre, dz, hid_scratch, gw1, gb1, gw2, gb2):
+    """GIN backward up to dz (module docstring); hid = ReLU(pre) is recomputed per block into
+    ``hid_scratch`` (W, RB, hidden); gw1, gb1, gw2, gb2: (W, ...) zeroed per-worker partial
+    sums."""
     N = gy.shape[0]
     W = gw1.shape[0]
     for w in prange(W):
+        hid = hid_scratch[w]
         for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
-            block_product(dpre, i0, i1, gy, w2t, 0)
+            _relu_rows(pre, i0, i1, hid)
+            block_product(dpre, i0, i1, gy, i0, w2t, 0)
             for i in range(i0, i1):
                 for c in range(dpre.shape[1]):
                     if pre[i, c] <= 0:
                         dpre[i, c] = 0
-            block_product(dz, i0, i1, dpre, w1t, 0)
-            block_product_tn(gw2[w], hid, gy, i0, i1)
-            block_product_tn(gw1[w], z, dpre, i0, i1)
+            block_product(dz, i0, i1, dpre, i0, w1t, 0)
+            block_product_tn(gw2[w], hid, 0, gy, i0, i1)
+            block_product_tn(gw1[w], z, i0, dpre, i0, i1)
             _column_sums(gb2[w], gy, i0, i1)
             _column_sums(gb1[w], dpre, i0, i1)
 
@@ -153,9 +167,9 @@ def sage_forward(x, nbr, indptr, row_scale, w_neigh, w_root, has_root, bias, has
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], agg[i])
             _scale_rows(agg, i0, i1, row_scale)
-            block_product(out, i0, i1, agg, w_neigh, 0)
+            block_product(out, i0, i1, agg, i0, w_neigh, 0)
             if has_root:
-                block_product(out, i0, i1, x, w_root, ACCUMULATE)
+                block_product(out, i0, i1, x, i0, w_root, ACCUMULATE)
             if has_bias:
                 _add_bias(out, i0, i1, bias)
 
@@ -169,13 +183,13 @@ def sage_backward(gy, x, agg, row_scale, wnt, wrt, has_root, dagg, dxr, gwn, gwr
     for w in prange(W):
         for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
-            block_product(dagg, i0, i1, gy, wnt, 0)
+            block_product(dagg, i0, i1, gy, i0, wnt, 0)
             _scale_rows(dagg, i0, i1, row_scale)
-            block_product_tn(gwn[w], agg, gy, i0, i1)
+            block_product_tn(gwn[w], agg, i0, gy, i0, i1)
             _column_sums(gb[w], gy, i0, i1)
             if has_root:
-                block_product(dxr, i0, i1, gy, wrt, 0)
-                block_product_tn(gwr[w], x, gy, i0, i1)
+                block_product(dxr, i0, i1, gy, i0, wrt, 0)
+                block_product_tn(gwr[w], x, i0, gy, i0, i1)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

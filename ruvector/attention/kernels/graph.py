@@ -161,7 +161,7 @@ def gat_project(x, w, att_src, att_dst, h, s_src, s_dst, W):
     for wk in prange(W):
         for blk in range(wk, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
-            block_product(h2, i0, i1, x, w, 0)
+            block_product(h2, i0, i1, x, i0, w, 0)
             for i in range(i0, i1):
                 for hh in range(H):
                     a = h.dtype.type(0)
@@ -199,8 +199,8 @@ def gat_backward_finish(ds, tslot_s, indptr_s, d_dst, att_src, att_dst, h, x, wt
                         dh[j, hh, c] += t_src * att_src[hh, c] + t_dst * att_dst[hh, c]
                         g_att_src[wk, hh, c] += t_src * h[j, hh, c]
                         g_att_dst[wk, hh, c] += t_dst * h[j, hh, c]
-            block_product_tn(g_w[wk], x, dh2, i0, i1)
-            block_product(dx, i0, i1, dh2, wt, 0)
+            block_product_tn(g_w[wk], x, i0, dh2, i0, i1)
+            block_product(dx, i0, i1, dh2, i0, wt, 0)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
