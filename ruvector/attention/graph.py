@@ -400,9 +400,14 @@ class SAGELayer(Module):
             if "bias" in self._params:
                 out += bias
         else:
-            KD.sage_forward(x, g.nbr_t, g.indptr_t, self._row_scale(g), self.w_neigh, w_root,
-                            self.root_weight, bias, "bias" in self._params, agg, out,
-                            _workers(x.shape[0]))
+            W = _workers(x.shape[0])
+            if self.root_weight:  # one product over [agg | x] with [W_neigh; W_root]
+                weight = np.concatenate([self.w_neigh, w_root])
+                scratch = np.empty((W, KD.RB, 2 * self.in_dim), self.dtype)
+            else:
+                weight, scratch = self.w_neigh, np.empty((W, 0, 0), self.dtype)
+            KD.sage_forward(x, g.nbr_t, g.indptr_t, self._row_scale(g), weight,
+                            self.root_weight, bias, "bias" in self._params, agg, out, scratch)
         norm = None
         if self.normalize:
             norm = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12).astype(self.dtype)

@@ -12,7 +12,7 @@ caller adds.  ``nbr`` lists the neighbour of every CSR slot (``src[perm_t]`` for
     GIN backward:   dpre = (gy W2^T) * [pre > 0],   dz = dpre W1^T   (hid recomputed from pre),
                     gW2 += hid^T gy,  gW1 += z^T dpre,  gb2 += sum_i gy_i,  gb1 += sum_i dpre_i
     SAGE forward:   agg_i = s_i sum_{j -> i} x_j  (s_i = 1 / max(deg_i, 1) for mean, 1 for sum),
-                    out = agg W_neigh + x W_root + b
+                    out = agg W_neigh + x W_root + b = [agg | x] [W_neigh; W_root] + b
     SAGE backward:  dagg = s * (gy W_neigh^T),  dxr = gy W_root^T,
                     gW_neigh += agg^T gy,  gW_root += x^T gy,  gb += sum_i gy_i
     scatter:        out_j = a r_j + sum over CSR slots p of j of g[nbr[p]]
@@ -157,19 +157,30 @@ def gin_backward(gy, z, pre, w1t, w2t, dpre, dz, hid_scratch, gw1, gb1, gw2, gb2
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def sage_forward(x, nbr, indptr, row_scale, w_neigh, w_root, has_root, bias, has_bias,
-                 agg, out, W):
-    """SAGE forward for sum / mean aggregation (module docstring) into agg and out."""
-    N = x.shape[0]
+def sage_forward(x, nbr, indptr, row_scale, weight, has_root, bias, has_bias, agg, out,
+                 scratch):
+    """SAGE forward for sum / mean aggregation (module docstring) into agg and out.
+
+    With the root term the block's two products run as one over K = 2 D: [agg | x] (copied
+    side by side into the per-worker ``scratch`` (W, RB, 2 D)) times ``weight`` =
+    [W_neigh; W_root]; without it ``weight`` is W_neigh.  W = len(scratch) workers."""
+    N, D = x.shape
+    W = scratch.shape[0]
     for w in prange(W):
+        both = scratch[w]
         for blk in range(w, num_blocks(N), W):
             i0, i1 = row_block(blk, N)
             for i in range(i0, i1):
                 _row_sum(x, nbr, indptr[i], indptr[i + 1], agg[i])
             _scale_rows(agg, i0, i1, row_scale)
-            block_product(out, i0, i1, agg, i0, w_neigh, 0)
             if has_root:
-                block_product(out, i0, i1, x, i0, w_root, ACCUMULATE)
+                for i in range(i0, i1):
+                    for d in range(D):
+                        both[i - i0, d] = agg[i, d]
+                        both[i - i0, D + d] = x[i, d]
+                block_product(out, i0, i1, both, 0, weight, 0)
+            else:
+                block_product(out, i0, i1, agg, i0, weight, 0)
             if has_bias:
                 _add_bias(out, i0, i1, bias)
 
