@@ -2,12 +2,16 @@
 
 Edges are (source j -> target i).  ``indptr_t``/``perm_t`` list the edges into each target
 (edge ids in original order within a target); ``indptr_s``/``perm_s`` the edges out of each
-source.  Forward passes and target-side gradients run over the target CSR, scatters to
-sources over the source CSR: every output row is written by exactly one thread, no atomics.
+source.  Forward passes and target-side gradients run over the target CSR, everything that
+accumulates into sources over the source CSR: every output row is written by exactly one
+thread, no atomics (per-edge values are written to the edge's own row).
 
 GAT (Velickovic et al. 2018), per head h:
     s_e = a_src . W x_j + a_dst . W x_i [+ a_edge . W_e e_e],   z_e = LeakyReLU(s_e)
     alpha_e = softmax over the edges into i of z_e,   out_i = sum_e alpha_e W x_j
+Backward in three passes that gather features once: messages (by source: d alpha and the
+message part of dh), scores (by target, scalars: d s), finish (by source blocks: the score
+part of dh, the attention-vector and weight gradients, dx).
 """
 import numpy as np
 from numba import njit, prange
