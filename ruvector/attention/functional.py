@@ -83,7 +83,7 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     args = (q, k, v, mask4, has_mask, bool(causal), int(window), dt(scale), float(drop_p),
             int(seed),
             nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv, Lq)), q.dtype),
-            poison)
+            poison, np.zeros(1, np.int64))
     poison_total = (dense.forward_parallel if parallel else dense.forward_serial)(*args)
     out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
@@ -120,7 +120,7 @@ def attention_backward(ctx, dout):
     dv = np.empty((nqc, B, H, Lk, Dv), q.dtype)
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
-            np.empty((W, dense.backward_scratch_size(D, Dv, Lq)), q.dtype))
+            np.empty((W, dense.backward_scratch_size(D, Dv, Lq)), q.dtype), np.zeros(1, np.int64))
     (dense.backward_parallel if parallel else dense.backward_serial)(*args)
     return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
 

@@ -1,11 +1,11 @@
 """The register-tiled micro-kernel (kernels/_simd.py) and the vectorised exp against NumPy."""
 import numpy as np
 from hypothesis import given, settings, strategies as st
-from numba import njit
+from numba import njit, prange
 
 from ruvector.attention.kernels._math import fast_exp_f32
 from ruvector.attention.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block,
-                                              prefetch, prefetch_row)
+                                              claim_next, prefetch, prefetch_row)
 
 
 @njit(cache=True)
@@ -37,6 +37,27 @@ def test_prefetch_is_only_a_hint():
         rows = rng.integers(0, 50, 200)
         np.testing.assert_allclose(_gather_sum_prefetching(x, rows, 4), x[rows].sum(axis=0),
                                    rtol=1e-5, atol=1e-5)
+
+
+@njit(cache=True, parallel=True)
+def _claim_all(counter, times_taken, workers):
+    """Every worker takes tasks from the shared counter until none is left."""
+    for _ in prange(workers):
+        t = claim_next(counter)
+        while t < times_taken.shape[0]:
+            times_taken[t] += 1
+            t = claim_next(counter)
+
+
+def test_claim_next_hands_out_every_task_exactly_once():
+    """Tasks taken through the atomic counter by 1 or 4 workers: each index exactly once,
+    and each worker's final, failed claim moves the counter past the end once."""
+    for n in (0, 1, 7, 50_000):
+        for workers in (1, 4):
+            counter, times_taken = np.zeros(1, np.int64), np.zeros(n, np.int64)
+            _claim_all(counter, times_taken, workers)
+            np.testing.assert_array_equal(times_taken, np.ones(n, np.int64))
+            assert counter[0] == n + workers
 
 
 @njit(cache=True)

@@ -257,3 +257,18 @@ def prefetch_row(x, row):
     step = 64 // x.itemsize
     for k in range(0, width, step):
         prefetch(x, row * width + k)
+
+
+@intrinsic
+def claim_next(typingctx, counter):
+    """Atomically ``old = counter[0]; counter[0] += 1`` and return ``old`` (int64 array):
+    a shared task counter, so that workers take the next task when they are free instead
+    of a fixed share (a worker slowed by another process no longer holds up the rest)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(counter)(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen

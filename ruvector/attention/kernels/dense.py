@@ -21,9 +21,12 @@ tile in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
-results are merged by log-sum-exp in :func:`merge_key_chunks`.  Tasks are dealt round-robin
-to a fixed number of workers, each with its own scratch: no allocation inside ``prange``,
-no shared writes, the same result on every run.
+results are merged by log-sum-exp in :func:`merge_key_chunks`.  A fixed number of workers,
+each with its own scratch, take the next task from a shared atomic counter
+(:func:`_simd.claim_next`) whenever they are free, so a worker whose core is busy with
+another process does not hold up the rest.  No allocation inside ``prange``, no shared
+writes, and each task's result does not depend on which worker ran it: the same result on
+every run.
 
 Backward (recomputing P from the saved ``lse``), with ``delta_i = rowsum(dO_i * O_i)``:
 
@@ -42,7 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, exp_row, fexp
-from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block
+from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block
 
 QB = 128  # query rows per tile
 KT = 128  # keys per tile
@@ -345,8 +348,8 @@ def forward_scratch_size(D, Dv, Lq):
 
 
 @njit(cache=True)
-def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nkc, kchunk, o, lse, fscratch, poison):
+def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
+                    nkc, kchunk, o, lse, fscratch, poison, counter):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
@@ -358,7 +361,8 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p
     m, l, cstate = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 5 * qr]
     nqb = (Lq + QB - 1) // QB
     ntasks = B * H * nqb * nkc
-    for t in range(w, ntasks, W):
+    t = claim_next(counter)
+    while t < ntasks:
         kc = t % nkc
         rest = t // nkc
         qb = rest % nqb
@@ -371,29 +375,29 @@ def _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p
         poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                                    b, h, i0, i1, j0, j1, o[kc, b, h, i0:i1],
                                    lse[kc, b, h, i0:i1], qbuf, sbuf, abuf, m, l, cstate)
+        t = claim_next(counter)
 
 
 @njit(cache=True, parallel=True)
 def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                     o, lse, fscratch, poison):
+                     o, lse, fscratch, poison, counter):
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
     fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,) zeroed, NaN afterwards
     where a worker read a non-finite input.  Returns the poison total (0 or NaN).
     """
-    W = fscratch.shape[0]
-    for w in prange(W):
-        _forward_worker(w, W, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                        nkc, kchunk, o, lse, fscratch, poison)
+    for w in prange(fscratch.shape[0]):
+        _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
+                        nkc, kchunk, o, lse, fscratch, poison, counter)
     return poison.sum()
 
 
 @njit(cache=True)
 def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                   o, lse, fscratch, poison):
+                   o, lse, fscratch, poison, counter):
     """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
-    _forward_worker(0, 1, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nkc, kchunk, o, lse, fscratch, poison)
+    _forward_worker(0, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
+                    nkc, kchunk, o, lse, fscratch, poison, counter)
     return poison[0]
 
 
@@ -505,8 +509,8 @@ def backward_scratch_size(D, Dv, Lq):
 
 
 @njit(cache=True)
-def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
-                     seed, nqc, nkc, dq, dk, dv, fscratch):
+def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
+                     seed, nqc, nkc, dq, dk, dv, fscratch, counter):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
@@ -524,7 +528,8 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, wind
     per = (nqb + nqc - 1) // nqc
     kchunk = (Lk + nkc - 1) // nkc
     ntasks = B * H * nqc * nkc
-    for t in range(w, ntasks, W):
+    t = claim_next(counter)
+    while t < ntasks:
         kc = t % nkc
         rest = t // nkc
         qc = rest % nqc
@@ -542,29 +547,29 @@ def _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, wind
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
                            dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums,
                            qb == q0)
+        t = claim_next(counter)
 
 
 @njit(cache=True, parallel=True)
 def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                      nqc, nkc, dq, dk, dv, fscratch):
+                      nqc, nkc, dq, dk, dv, fscratch, counter):
     """Backward over W = len(fscratch) workers.
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
     key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
     so they may start uninitialised); the caller sums the parts.
     """
-    W = fscratch.shape[0]
-    for w in prange(W):
-        _backward_worker(w, W, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch)
+    for w in prange(fscratch.shape[0]):
+        _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
+                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
 
 
 @njit(cache=True)
 def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nqc, nkc, dq, dk, dv, fscratch):
+                    nqc, nkc, dq, dk, dv, fscratch, counter):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
-    _backward_worker(0, 1, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch)
+    _backward_worker(0, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
+                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
