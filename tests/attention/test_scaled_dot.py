@@ -138,6 +138,24 @@ def test_lazy_softmax_steps_and_their_exact_redo(rng):
         sdpa(q, k, v)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("Lq", [64, 40])  # panels of one micro-tile width / one panel of all
+def test_query_panels_with_masks_causal_and_several_key_tiles(rng, dtype, Lq):
+    """Wide tiles split their queries into micro-tile-wide panels (16 float32 / 8 float64
+    queries) when the rows divide evenly: every panel against the float64 reference, over
+    three key tiles (lazy steps and exact ones), with a mask and with causal."""
+    q = rng.standard_normal((2, 1, Lq, 24)).astype(dtype)
+    k = rng.standard_normal((2, 1, 300, 24)).astype(dtype)
+    v = rng.standard_normal((2, 1, 300, 7)).astype(dtype)
+    k[:, :, 200:] *= 3.0  # the third key tile jumps past the running maxima
+    mask = rng.random((2, 1, Lq, 300)) > 0.2
+    tol = dict(rtol=1e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for m, causal in ((None, False), (mask, False), (None, True)):
+        out = F.attention_forward(q, k, v, m, causal=causal)[0]
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, reference_attention(q, k, v, m, causal)[0], **tol)
+
+
 def test_non_finite_key_behind_a_mask_still_raises(rng):
     q, k, v = _rand(rng, 4, 8), _rand(rng, 6, 8), _rand(rng, 6, 8)
     k[5, 0] = np.nan

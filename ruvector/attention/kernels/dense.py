@@ -11,8 +11,10 @@ for a tile of query rows and successive key tiles ``K_t``,
 
 and at the end ``O = A / l`` and ``lse = m + log l`` (saved for the backward).  No
 ``(Lq, Lk)`` matrix is formed.  Tiles of at least ROWS_MIN query rows hold S^T (keys x
-queries) and run both products through the register-tiled micro-kernel of ``_simd``, whose
-epilogue also takes the per-query maxima.  Once every m is finite, an unmasked tile is
+queries) and A^T, and run both products (S^T = K (scale Q)^T, A^T += V^T P^T) through the
+register-tiled micro-kernel of ``_simd``, whose epilogue also takes the per-query maxima;
+their queries are cut into panels one micro-tile wide, each a contiguous block of (scale
+Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is
 first tried *lazily*: P = exp(S - m) is computed in the epilogue with the old m (no rescale
 of A), which is exact as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8);
 otherwise the tile is recomputed with the exact rescaling step above.  A row without any allowed key gets ``O = 0``,
@@ -45,7 +47,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, exp_row, fexp
-from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block
+from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block, simd_lanes
 
 QB = 128  # query rows per tile
 KT = 128  # keys per tile
@@ -228,11 +230,12 @@ def _exp_shifted(S, wide, shift, sums):
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _online_softmax_step(S, wide, m, l, A, cmax, max_done):
-    """One key tile of the streaming softmax (layout as in _mask_scores):
+    """One key tile of the streaming softmax (layout as in _mask_scores; a wide tile's
+    accumulator is A^T, (Dv, queries)):
     m' = max(m, max_c S), S <- exp(S - m'), l <- l e^(m - m') + sum_c S, A <- A e^(m - m').
     Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0.  With ``max_done``
     cmax already holds m' (fused into the score product)."""
-    nq = A.shape[0]
+    nq = S.shape[1] if wide else S.shape[0]
     if not max_done:
         cmax[:nq] = m[:nq]
         _max_into(S, wide, cmax)
@@ -244,8 +247,12 @@ def _online_softmax_step(S, wide, m, l, A, cmax, max_done):
         l[r] *= alpha
         m[r] = new
         if alpha != 1:
-            for d in range(A.shape[1]):
-                A[r, d] *= alpha
+            if wide:
+                for d in range(A.shape[0]):
+                    A[d, r] *= alpha
+            else:
+                for d in range(A.shape[1]):
+                    A[r, d] *= alpha
     _exp_shifted(S, wide, cmax, l)
 
 
@@ -255,13 +262,39 @@ def _tile(buf, rows, cols):
     return buf[:rows * cols].reshape((rows, cols))
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _pack_scaled(src, scale, dst, width):
+    """dst = scale src^T in panels of ``width`` queries: panel p, the (D, width) block of
+    queries p width .. (p + 1) width - 1, starts at dst[p D width] (one panel of all the
+    rows is the plain transpose)."""
+    D = src.shape[1]
+    for r in range(src.shape[0]):
+        base = (r // width) * D * width + r % width
+        for d in range(D):
+            dst[base + d * width] = src[r, d] * scale
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _panel_product(C, A, a_off, sa_r, sa_c, Bm, m, kdim, width, npanels, mode, cs, cs_len):
+    """For each panel p: C_p (m, width) (+)= A (m, kdim) B_p (kdim, width), where C_p starts
+    at C[p m width] and B_p at Bm[p kdim width] (both contiguous), and A is addressed as in
+    gemm_block; the column state of panel p starts at cs[p width]."""
+    for p in range(npanels):
+        gemm_block(C, p * m * width, width, A, a_off, sa_r, sa_c, Bm, p * kdim * width, width,
+                   m, width, kdim, mode, cs[p * width:], cs_len)
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                   b, h, i0, i1, j0, j1, out_o, out_lse, qbuf, sbuf, abuf, m, l, cstate):
     """Online-softmax attention of query rows i0:i1 over keys j0:j1 of (b, h).
 
-    Tiles of at least ROWS_MIN rows work on S^T = K (scale Q)^T (keys x queries) with the
-    register-tiled product of _simd and a column-wise softmax; smaller ones row by row.
+    Tiles of at least ROWS_MIN rows work on S^T = K (scale Q)^T (keys x queries) and
+    A^T = V^T P^T with the register-tiled product of _simd and a column-wise softmax.  Their
+    queries are split into panels one micro-tile wide (all of them when the rows do not
+    divide evenly): each panel of (scale Q)^T, S^T and A^T is a contiguous block, so the
+    products stream through contiguous memory instead of rows a whole tile apart (which
+    map to a few L1 sets).  Smaller tiles run row by row.
     Returns the poison sum of the score tiles and of the outputs: 0, or NaN when a score,
     an output or a log-sum-exp is not finite (a NaN/Inf input, or an overflow).
     """
@@ -272,10 +305,17 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     vb0 = (b * H + h) * Lk * Dv
     nq = i1 - i0
     wide = nq >= ROWS_MIN
-    Qs = _tile(qbuf, D, nq) if wide else _tile(qbuf, nq, D)
-    _scaled_copy(q[b, h, i0:i1], scale, Qs, wide)
-    A = _tile(abuf, nq, Dv)
-    A[:, :] = 0
+    nr = simd_lanes(qbuf)
+    width = nr if wide and nq % nr == 0 else nq  # queries per panel
+    npan = nq // width
+    Qs = _tile(qbuf, nq, D)
+    if wide:
+        _pack_scaled(q[b, h, i0:i1], scale, qbuf, width)
+        acc = abuf[:nq * Dv].reshape((npan, Dv, width))  # panels of A^T
+    else:
+        _scaled_copy(q[b, h, i0:i1], scale, Qs, False)
+        acc = abuf[:nq * Dv].reshape((1, nq, Dv))  # A
+    abuf[:nq * Dv] = 0
     poison = qbuf.dtype.type(0)
     for r in range(nq):
         m[r] = -np.inf
@@ -289,15 +329,15 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
         nk = je - jt
         masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
         lazy = False
-        if wide:
-            S = _tile(sbuf, nk, nq)
+        if wide:  # panels of S^T
+            tiles = sbuf[:nk * nq].reshape((npan, nk, width))
             lazy = ready and not masked
             cmax[:nq] = m[:nq]
             if lazy:  # P = exp(S - m) in the product's epilogue, m kept (see module doc)
                 shift[:nq] = m[:nq]
                 sums[:nq] = 0
-                gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
-                           COLUMN_MAX | EXP_SHIFTED, cstate, qr)
+                _panel_product(sbuf, kf, kb0 + jt * D, D, 1, qbuf, nk, D, width, npan,
+                               COLUMN_MAX | EXP_SHIFTED, cstate, qr)
                 for r in range(nq):
                     if not cmax[r] <= m[r] + LAZY_LIMIT:  # a jump (or NaN): redo it exactly
                         lazy = False
@@ -307,30 +347,33 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                 else:
                     cmax[:nq] = m[:nq]
             if not lazy:  # S^T, with the column (query) maxima fused in when unmasked
-                gemm_block(sbuf, 0, nq, kf, kb0 + jt * D, D, 1, qbuf, 0, nq, nk, nq, D,
-                           0 if masked else COLUMN_MAX, cstate, qr)
+                _panel_product(sbuf, kf, kb0 + jt * D, D, 1, qbuf, nk, D, width, npan,
+                               0 if masked else COLUMN_MAX, cstate, qr)
         else:
-            S = _tile(sbuf, nq, nk)
-            _row_scores(Qs, k[b, h, jt:je], S)
-        if not lazy:
-            poison += _poison(S)
-            if masked:
-                _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt)
-            _online_softmax_step(S, wide, m, l, A, cmax, wide and not masked)
-            ready = ready or (wide and not masked)
-        if drop_p > 0:
-            _drop(S, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
-        if wide:  # A += P V_t with P^T in the tile
-            gemm_block(abuf, 0, Dv, sbuf, 0, 1, nq, vf, vb0 + jt * Dv, Dv, nq, Dv, nk, ACCUMULATE,
-                       cstate, 0)
+            tiles = sbuf[:nq * nk].reshape((1, nq, nk))
+            _row_scores(Qs, k[b, h, jt:je], tiles[0])
+        for p in range(npan):
+            r0, r1 = p * width, (p + 1) * width
+            if not lazy:
+                poison += _poison(tiles[p])
+                if masked:
+                    _mask_scores(tiles[p], wide, mask, has_mask, causal, window, b, h, i0 + r0, jt)
+                _online_softmax_step(tiles[p], wide, m[r0:r1], l[r0:r1], acc[p], cmax[r0:r1],
+                                     wide and not masked)
+            if drop_p > 0:
+                _drop(tiles[p], wide, seed, b, h, i0 + r0, jt, H, Lq, Lk, drop_p)
+        ready = ready or (wide and not masked)
+        if wide:  # A^T += V_t^T P^T, panel by panel
+            _panel_product(abuf, vf, vb0 + jt * Dv, 1, Dv, sbuf, Dv, nk, width, npan, ACCUMULATE,
+                           cstate, 0)
         else:
-            _row_accumulate(S, v[b, h, jt:je], A, False)
+            _row_accumulate(tiles[0], v[b, h, jt:je], acc[0], False)
     zero = poison * 0
     for r in range(nq):
         if l[r] > 0:
             inv = 1.0 / l[r]
             for c in range(Dv):
-                out_o[r, c] = A[r, c] * inv
+                out_o[r, c] = (acc[r // width, c, r % width] if wide else acc[0, r, c]) * inv
                 poison += out_o[r, c] * zero
             out_lse[r] = m[r] + np.log(l[r])
             poison += out_lse[r] * zero
