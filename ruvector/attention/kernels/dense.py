@@ -17,8 +17,8 @@ their queries are cut into panels one micro-tile wide, each a contiguous block o
 Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is
 first tried *lazily*: P = exp(S - m) is computed in the epilogue with the old m (no rescale
 of A), which is exact as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8);
-otherwise the tile is recomputed with the exact rescaling step above.  A row without any allowed key gets ``O = 0``,
-``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep the score
+otherwise the tile is recomputed with the exact rescaling step above.  A row without any
+allowed key gets ``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep the score
 tile in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
@@ -117,14 +117,11 @@ def _poison(a):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _scaled_copy(src, scale, dst, transpose):
-    """dst = scale * src, or its transpose (a query tile as the B operand of gemm_block)."""
+def _scaled_copy(src, scale, dst):
+    """dst = scale * src (a query tile of the row-at-a-time path)."""
     for r in range(src.shape[0]):
         for d in range(src.shape[1]):
-            if transpose:
-                dst[d, r] = src[r, d] * scale
-            else:
-                dst[r, d] = src[r, d] * scale
+            dst[r, d] = src[r, d] * scale
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -262,6 +259,13 @@ def _tile(buf, rows, cols):
     return buf[:rows * cols].reshape((rows, cols))
 
 
+@njit(cache=True, inline="always")
+def _panel_width(buf, nq, wide):
+    """Queries per panel of a tile: one micro-tile's width when it divides the rows, else all."""
+    nr = simd_lanes(buf)
+    return nr if wide and nq % nr == 0 else nq
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _pack_scaled(src, scale, dst, width):
     """dst = scale src^T in panels of ``width`` queries: panel p, the (D, width) block of
@@ -275,12 +279,15 @@ def _pack_scaled(src, scale, dst, width):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _panel_product(C, A, a_off, sa_r, sa_c, Bm, m, kdim, width, npanels, mode, cs, cs_len):
-    """For each panel p: C_p (m, width) (+)= A (m, kdim) B_p (kdim, width), where C_p starts
-    at C[p m width] and B_p at Bm[p kdim width] (both contiguous), and A is addressed as in
-    gemm_block; the column state of panel p starts at cs[p width]."""
+def _panel_product(C, c_step, ldc, A, a_off, sa_r, sa_c, Bm, m, kdim, width, npanels, mode, cs,
+                   cs_len):
+    """For each panel p: C_p (m, width) (+)= A (m, kdim) B_p (kdim, width), where B_p is the
+    contiguous block at Bm[p kdim width], C_p starts at C[p c_step] with rows ``ldc`` apart
+    (c_step = m width, ldc = width: contiguous panels; c_step = width, ldc = all columns:
+    one row-major matrix), and A is addressed as in gemm_block; the column state of panel p
+    starts at cs[p width]."""
     for p in range(npanels):
-        gemm_block(C, p * m * width, width, A, a_off, sa_r, sa_c, Bm, p * kdim * width, width,
+        gemm_block(C, p * c_step, ldc, A, a_off, sa_r, sa_c, Bm, p * kdim * width, width,
                    m, width, kdim, mode, cs[p * width:], cs_len)
 
 
@@ -305,15 +312,14 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     vb0 = (b * H + h) * Lk * Dv
     nq = i1 - i0
     wide = nq >= ROWS_MIN
-    nr = simd_lanes(qbuf)
-    width = nr if wide and nq % nr == 0 else nq  # queries per panel
+    width = _panel_width(qbuf, nq, wide)
     npan = nq // width
     Qs = _tile(qbuf, nq, D)
     if wide:
         _pack_scaled(q[b, h, i0:i1], scale, qbuf, width)
         acc = abuf[:nq * Dv].reshape((npan, Dv, width))  # panels of A^T
     else:
-        _scaled_copy(q[b, h, i0:i1], scale, Qs, False)
+        _scaled_copy(q[b, h, i0:i1], scale, Qs)
         acc = abuf[:nq * Dv].reshape((1, nq, Dv))  # A
     abuf[:nq * Dv] = 0
     poison = qbuf.dtype.type(0)
@@ -336,8 +342,8 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
             if lazy:  # P = exp(S - m) in the product's epilogue, m kept (see module doc)
                 shift[:nq] = m[:nq]
                 sums[:nq] = 0
-                _panel_product(sbuf, kf, kb0 + jt * D, D, 1, qbuf, nk, D, width, npan,
-                               COLUMN_MAX | EXP_SHIFTED, cstate, qr)
+                _panel_product(sbuf, nk * width, width, kf, kb0 + jt * D, D, 1, qbuf, nk, D,
+                               width, npan, COLUMN_MAX | EXP_SHIFTED, cstate, qr)
                 for r in range(nq):
                     if not cmax[r] <= m[r] + LAZY_LIMIT:  # a jump (or NaN): redo it exactly
                         lazy = False
@@ -347,8 +353,8 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                 else:
                     cmax[:nq] = m[:nq]
             if not lazy:  # S^T, with the column (query) maxima fused in when unmasked
-                _panel_product(sbuf, kf, kb0 + jt * D, D, 1, qbuf, nk, D, width, npan,
-                               0 if masked else COLUMN_MAX, cstate, qr)
+                _panel_product(sbuf, nk * width, width, kf, kb0 + jt * D, D, 1, qbuf, nk, D,
+                               width, npan, 0 if masked else COLUMN_MAX, cstate, qr)
         else:
             tiles = sbuf[:nq * nk].reshape((1, nq, nk))
             _row_scores(Qs, k[b, h, jt:je], tiles[0])
@@ -364,8 +370,8 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                 _drop(tiles[p], wide, seed, b, h, i0 + r0, jt, H, Lq, Lk, drop_p)
         ready = ready or (wide and not masked)
         if wide:  # A^T += V_t^T P^T, panel by panel
-            _panel_product(abuf, vf, vb0 + jt * Dv, 1, Dv, sbuf, Dv, nk, width, npan, ACCUMULATE,
-                           cstate, 0)
+            _panel_product(abuf, Dv * width, width, vf, vb0 + jt * Dv, 1, Dv, sbuf, Dv, nk, width,
+                           npan, ACCUMULATE, cstate, 0)
         else:
             _row_accumulate(tiles[0], v[b, h, jt:je], acc[0], False)
     zero = poison * 0
@@ -475,7 +481,10 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     just before its first use, while it is about to be in cache anyway).
 
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
-    product through gemm_block; narrow ones work row by row.
+    product through gemm_block; narrow ones work row by row.  As in the forward, the
+    queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
+    (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
+    (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
     """
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
@@ -487,11 +496,13 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     nq = i1 - i0
     wide = nq >= ROWS_MIN
     Qs = _tile(qsbuf, nq, D)
-    _scaled_copy(q[b, h, i0:i1], scale, Qs, False)
+    _scaled_copy(q[b, h, i0:i1], scale, Qs)
     dO = do[b, h, i0:i1]
+    width = _panel_width(qtbuf, nq, wide)
+    npan = nq // width
     if wide:
-        _scaled_copy(q[b, h, i0:i1], scale, _tile(qtbuf, D, nq), True)
-        _scaled_copy(dO, do.dtype.type(1), _tile(dotbuf, Dv, nq), True)
+        _pack_scaled(q[b, h, i0:i1], scale, qtbuf, width)
+        _pack_scaled(dO, do.dtype.type(1), dotbuf, width)
     dQ = _tile(dqbuf, nq, D)
     dQ[:, :] = 0
     for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
@@ -508,7 +519,8 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             _zero_rows(dk, dv, jt, je)
         if wide:
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
-            gemm_block(pbuf, 0, nq, kf, kb0 + jt * D, D, 1, qtbuf, 0, nq, nk, nq, D, 0, shift, 0)
+            _panel_product(pbuf, width, nq, kf, kb0 + jt * D, D, 1, qtbuf, nk, D, width, npan, 0,
+                           shift, 0)
         else:
             P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], P)
@@ -523,8 +535,8 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
             gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
                        shift, 0)
-            gemm_block(gbuf, 0, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, 0, nq, nk, nq, Dv, 0, shift,
-                       0)
+            _panel_product(gbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width, npan,
+                           0, shift, 0)
         else:
             _row_accumulate(pz, dO, dv[jt:je], True)
             _row_scores(dO, v[b, h, jt:je], G)
