@@ -14,12 +14,12 @@ and at the end ``O = A / l`` and ``lse = m + log l`` (saved for the backward).  
 queries) and A^T, and run both products (S^T = K (scale Q)^T, A^T += V^T P^T) through the
 register-tiled micro-kernel of ``_simd``, whose epilogue also takes the per-query maxima;
 their queries are cut into panels one micro-tile wide, each a contiguous block of (scale
-Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is
-first tried *lazily*: P = exp(S - m) is computed in the epilogue with the old m (no rescale
-of A), which is exact as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8);
-otherwise the tile is recomputed with the exact rescaling step above.  A row without any
-allowed key gets ``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep the score
-tile in L2.
+Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is first tried *lazily*:
+P = exp(S - m) is computed in the epilogue with the old m (no rescale of A), which is exact
+as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8); otherwise the tile is
+recomputed with the exact rescaling step above.  A row without any allowed key gets
+``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep
+the score tile in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
