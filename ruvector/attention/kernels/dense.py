@@ -433,7 +433,8 @@ def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, see
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
     fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,) zeroed, NaN afterwards
-    where a worker read a non-finite input.  Returns the poison total (0 or NaN).
+    where a worker read a non-finite input; counter: int64[1] zeroed, the shared task counter.
+    Returns the poison total (0 or NaN).
     """
     for w in prange(fscratch.shape[0]):
         _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
@@ -612,7 +613,8 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, s
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
     key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
-    so they may start uninitialised); the caller sums the parts.
+    so they may start uninitialised); the caller sums the parts.  counter: int64[1] zeroed,
+    the shared task counter.
     """
     for w in prange(fscratch.shape[0]):
         _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
