@@ -10,6 +10,7 @@ where M is the boolean mask (True = may attend), combined with the causal mask
 ``j <= i`` (top-left aligned when Lq != Lk).  A query row with no allowed key returns 0.
 """
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,23 @@ PARALLEL_MIN_WORK = 1 << 20
 DEFAULT_MAX_KEYS = 1 << 24
 
 _NO_MASK = np.broadcast_to(np.ones((1, 1, 1, 1), dtype=np.bool_), (1, 1, 1, 1))
+_local = threading.local()
+
+
+def _workspace(dtype, W, floats):
+    """This thread's kernel workspace: (scratch (W, >= floats), poison (W,), counter (1,)).
+
+    The kernels reset poison and the task counter themselves and use only a prefix of each
+    scratch row, so one set per (dtype, W) serves every call of the thread, grown on demand:
+    small calls (one query) skip three allocations.
+    """
+    cache = _local.__dict__.setdefault("workspaces", {})
+    key = (dtype, W)
+    ws = cache.get(key)
+    if ws is None or ws[0].shape[1] < floats:
+        ws = cache[key] = (np.empty((W, floats), dtype), np.zeros(W, dtype),
+                           np.zeros(1, np.int64))
+    return ws
 
 
 @dataclass
@@ -67,7 +85,6 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     """
     B, H, Lq, D = q.shape
     Lk, Dv = k.shape[2], v.shape[3]
-    dt = q.dtype.type
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     has_mask = mask is not None
     mask4 = np.broadcast_to(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
@@ -79,11 +96,9 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     kchunk = -(-Lk // nkc)
     o = np.empty((nkc, B, H, Lq, Dv), dtype=q.dtype)
     lse = np.empty((nkc, B, H, Lq), dtype=q.dtype)
-    poison = np.zeros(W, dtype=q.dtype)
-    args = (q, k, v, mask4, has_mask, bool(causal), int(window), dt(scale), float(drop_p),
-            int(seed),
-            nkc, kchunk, o, lse, np.empty((W, dense.forward_scratch_size(D, Dv, Lq)), q.dtype),
-            poison, np.zeros(1, np.int64))
+    scratch, poison, counter = _workspace(q.dtype, W, dense.forward_scratch_size(D, Dv, Lq))
+    args = (q, k, v, mask4, has_mask, bool(causal), int(window), scale, float(drop_p),
+            int(seed), nkc, kchunk, o, lse, scratch, poison, counter)
     poison_total = (dense.forward_parallel if parallel else dense.forward_serial)(*args)
     out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
@@ -118,9 +133,9 @@ def attention_backward(ctx, dout):
     dq = np.empty((nkc, B, H, Lq, D), q.dtype)
     dk = np.empty((nqc, B, H, Lk, D), q.dtype)
     dv = np.empty((nqc, B, H, Lk, Dv), q.dtype)
+    scratch, _, counter = _workspace(q.dtype, W, dense.backward_scratch_size(D, Dv, Lq))
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
-            q.dtype.type(ctx.scale), ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv,
-            np.empty((W, dense.backward_scratch_size(D, Dv, Lq)), q.dtype), np.zeros(1, np.int64))
+            ctx.scale, ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv, scratch, counter)
     (dense.backward_parallel if parallel else dense.backward_serial)(*args)
     return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
 

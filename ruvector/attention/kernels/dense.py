@@ -402,6 +402,7 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
+    sc = buf.dtype.type(scale)
     qr = min(QB, Lq)
     n0 = qr * D
     n1 = n0 + KT * qr
@@ -421,7 +422,7 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
         i1 = min(i0 + QB, Lq)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
-        poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
+        poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, sc, drop_p, seed,
                                    b, h, i0, i1, j0, j1, o[kc, b, h, i0:i1],
                                    lse[kc, b, h, i0:i1], qbuf, sbuf, abuf, m, l, cstate)
         t = claim_next(counter)
@@ -432,10 +433,13 @@ def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, see
                      o, lse, fscratch, poison, counter):
     """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
 
-    fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,) zeroed, NaN afterwards
-    where a worker read a non-finite input; counter: int64[1] zeroed, the shared task counter.
+    fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,), NaN afterwards where
+    a worker read a non-finite input; counter: int64[1], the shared task counter (both are
+    reset here, so a caller may reuse them).  ``scale`` is converted to the array dtype.
     Returns the poison total (0 or NaN).
     """
+    counter[0] = 0
+    poison[:] = 0
     for w in prange(fscratch.shape[0]):
         _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                         nkc, kchunk, o, lse, fscratch, poison, counter)
@@ -446,6 +450,8 @@ def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, see
 def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
                    o, lse, fscratch, poison, counter):
     """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
+    counter[0] = 0
+    poison[0] = 0
     _forward_worker(0, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                     nkc, kchunk, o, lse, fscratch, poison, counter)
     return poison[0]
@@ -570,6 +576,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
+    sc = buf.dtype.type(scale)
     qr = min(QB, Lq)
     n0 = qr * D
     n1 = n0 + qr * D
@@ -599,7 +606,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
         for qb in range(q0, q1):
             i0 = qb * QB
             i1 = min(i0 + QB, Lq)
-            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
+            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, sc, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
                            dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums,
                            qb == q0)
@@ -613,9 +620,10 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, s
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
     key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
-    so they may start uninitialised); the caller sums the parts.  counter: int64[1] zeroed,
-    the shared task counter.
+    so they may start uninitialised); the caller sums the parts.  counter: int64[1], the shared
+    task counter (reset here).  ``scale`` is converted to the array dtype.
     """
+    counter[0] = 0
     for w in prange(fscratch.shape[0]):
         _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
                          drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
@@ -625,6 +633,7 @@ def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, s
 def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                     nqc, nkc, dq, dk, dv, fscratch, counter):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
+    counter[0] = 0
     _backward_worker(0, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
                      drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
 
