@@ -47,16 +47,22 @@ def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, check=T
     return arr
 
 
-def check_finite(arr, name):
-    """Raise InvalidInput if ``arr`` holds NaN or Inf.
+def all_finite(arr):
+    """True when ``arr`` holds no NaN or Inf.
 
-    One vectorised pass (a sum of squares, non-finite iff an entry is, or for finite float64
-    data whose squares overflow, which the exact count below then clears).
+    One vectorised pass: a sum of squares is non-finite iff an entry is, or for finite
+    float64 data whose squares overflow, which the exact test then clears.
     """
-    if not np.isfinite(_sum_squares(arr.reshape(-1))):
+    if np.isfinite(_sum_squares(arr.reshape(-1))):
+        return True
+    return bool(np.isfinite(arr).all())
+
+
+def check_finite(arr, name):
+    """Raise InvalidInput if ``arr`` holds NaN or Inf (see :func:`all_finite`)."""
+    if not all_finite(arr):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
-        if bad:
-            raise InvalidInput(f"{name} contains {bad} NaN/Inf value(s) (shape {arr.shape})")
+        raise InvalidInput(f"{name} contains {bad} NaN/Inf value(s) (shape {arr.shape})")
 
 
 def as_bool_mask(mask, name="mask"):

@@ -1,23 +1,30 @@
 """MultiHeadAttention (self and cross attention) with forward and backward."""
 import numpy as np
 
-from .._validate import as_array, as_bool_mask, positive_int, probability
+from .._validate import all_finite, as_array, as_bool_mask, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn._matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
 from . import functional as F
+from .kernels import heads as KH
 
 
-def _split_heads(x, heads):
-    """(B, L, H*dh) -> (B, H, L, dh), contiguous."""
+def _split_heads(x, heads, bias=None):
+    """(B, L, H*dh) -> (B, H, L, dh), contiguous, plus ``bias`` (H*dh,) when given."""
     B, L, d = x.shape
-    return np.ascontiguousarray(x.reshape(B, L, heads, d // heads).transpose(0, 2, 1, 3))
+    out = np.empty((B, heads, L, d // heads), x.dtype)
+    has_bias = bias is not None
+    KH.split_heads(np.ascontiguousarray(x), bias.astype(x.dtype, copy=False) if has_bias
+                   else np.zeros(0, x.dtype), has_bias, out)
+    return out
 
 
 def _merge_heads(x):
     """(B, H, L, dh) -> (B, L, H*dh), contiguous."""
     B, H, L, dh = x.shape
-    return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, L, H * dh)
+    out = np.empty((B, L, H * dh), x.dtype)
+    KH.merge_heads(np.ascontiguousarray(x), out)
+    return out
 
 
 def _rows(x):
@@ -79,8 +86,10 @@ class MultiHeadAttention(Module):
     # -- forward ----------------------------------------------------------------------------
     def _inputs(self, query, key, value):
         q = as_array(query, "query", dtype=self.dtype, ndim=(1, 2, 3))
-        k = as_array(key, "key", dtype=self.dtype, ndim=(2, 3))
-        v = as_array(value, "value", dtype=self.dtype, ndim=(2, 3))
+        # self-attention passes one array three times: convert and check it once
+        k = q if key is query and q.ndim > 1 else as_array(key, "key", dtype=self.dtype,
+                                                           ndim=(2, 3))
+        v = k if value is key else as_array(value, "value", dtype=self.dtype, ndim=(2, 3))
         rank = q.ndim
         q3 = q.reshape((1,) * (3 - rank) + q.shape)
         want = 3 if rank == 3 else 2
@@ -125,15 +134,14 @@ class MultiHeadAttention(Module):
 
     def _run(self, q3, k3, v3, mask4, params, drop, seed):
         H = self.num_heads
-        qp = self._project(q3, params["w_q"], params.get("b_q"))
-        kp = self._project(k3, params["w_k"], params.get("b_k"))
-        vp = self._project(v3, params["w_v"], params.get("b_v"))
-        heads, ctx, finite = F.attention_forward(_split_heads(qp, H), _split_heads(kp, H),
-                                            _split_heads(vp, H), mask4, self.causal, None,
-                                            drop, seed)
+        q4, k4, v4 = (_split_heads(matmul(x, params[w]), H, params.get(b))
+                      for x, w, b in ((q3, "w_q", "b_q"), (k3, "w_k", "b_k"),
+                                      (v3, "w_v", "b_v")))
+        heads, ctx, finite = F.attention_forward(q4, k4, v4, mask4, self.causal, None, drop,
+                                                 seed)
         merged = _merge_heads(heads)
         out = self._project(merged, params["w_o"], params.get("b_o"))
-        return out, ctx, merged, finite and np.isfinite(out).all()
+        return out, ctx, merged, finite and all_finite(out)
 
     def forward(self, query, key, value, mask=None, need_weights=False):
         q3, k3, v3, rank, q_shape = self._inputs(query, key, value)

@@ -56,7 +56,7 @@ class Linear(Module):
         self._grads["weight"] += matmul_tn(x, g)
         if "bias" in self._params:
             self._grads["bias"] += _sum_leading(g)
-        return matmul(g, np.ascontiguousarray(self.weight.T))
+        return matmul(g, self.weight.T)
 
 
 class LayerNorm(Module):

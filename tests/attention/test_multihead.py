@@ -87,6 +87,33 @@ def test_config_and_input_errors(rng):
         mha.forward(q, np.zeros((0, 4)), np.zeros((0, 8)))
 
 
+def test_self_attention_with_one_array_is_checked_once_but_still_checked(rng):
+    mha = MultiHeadAttention(8, 2, seed=1)
+    x = rng.standard_normal((2, 5, 8))
+    np.testing.assert_array_equal(mha.forward(x, x, x), mha.forward(x, x.copy(), x.copy()))
+    bad = x.copy()
+    bad[1, 3, 2] = np.inf
+    with pytest.raises(InvalidInput, match="query"):
+        mha.forward(bad, bad, bad)
+    vec = x[0, 0]
+    with pytest.raises(DimensionMismatch, match="key"):  # a (d_model,) query is no key
+        mha.forward(vec, vec, vec)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_head_split_and_merge_kernels(rng, dtype):
+    from ruvector.attention.multihead import _merge_heads, _split_heads
+    y = rng.standard_normal((3, 5, 12)).astype(dtype)
+    bias = rng.standard_normal(12)
+    expect = y.reshape(3, 5, 4, 3).transpose(0, 2, 1, 3)
+    np.testing.assert_array_equal(_split_heads(y, 4), expect)
+    with_bias = _split_heads(y, 4, bias)
+    assert with_bias.dtype == dtype and with_bias.flags.c_contiguous
+    np.testing.assert_allclose(with_bias, (y + bias.astype(dtype)).reshape(3, 5, 4, 3)
+                               .transpose(0, 2, 1, 3), rtol=1e-6)
+    np.testing.assert_array_equal(_merge_heads(_split_heads(y, 4)), y)
+
+
 def test_extreme_inputs_give_finite_output_or_a_clear_error():
     big = np.finfo(np.float32).max / 2
     mha = MultiHeadAttention(4, 2, seed=0)
