@@ -41,7 +41,8 @@ def test_sdpa_backward_every_rank(rng, shape_q, shape_k):
 
 
 @pytest.mark.parametrize("masked, causal, dropout", [(True, False, 0.0), (False, True, 0.0),
-                                                     (True, False, 0.3)])
+                                                     (True, False, 0.3), (False, False, 0.0),
+                                                     (False, False, 0.3)])
 def test_sdpa_backward_wide_query_tiles(rng, masked, causal, dropout):
     """Tiles of at least ROWS_MIN query rows take the transposed (keys x queries) path."""
     mask = rng.random((1, 20, 23)) > 0.3 if masked else None
@@ -66,6 +67,24 @@ def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch):
         idx = rng.choice(x.size, 25, replace=False)
         fd = np.array([fd_entry(loss, x, i) for i in idx])
         assert rel_error(g.reshape(-1)[idx], fd) < 1e-3
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_backward_float32_wide_tiles_match_float64(rng, masked):
+    """float32 wide tiles in several query panels and key tiles (unmasked ones take P from
+    the product's exp epilogue) against the float64 backward checked above."""
+    q = rng.standard_normal((1, 2, 48, 16))
+    k = rng.standard_normal((1, 2, 300, 16))
+    v = rng.standard_normal((1, 2, 300, 8))
+    mask = rng.random((1, 2, 48, 300)) > 0.2 if masked else None
+    g = rng.standard_normal((1, 2, 48, 8))
+    grads = {}
+    for dt in (np.float32, np.float64):
+        _, ctx, _ = F.attention_forward(*(a.astype(dt) for a in (q, k, v)), mask)
+        grads[dt] = F.attention_backward(ctx, g.astype(dt))
+    for got, ref in zip(grads[np.float32], grads[np.float64]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5)
 
 
 def test_sdpa_backward_with_dropout(rng):

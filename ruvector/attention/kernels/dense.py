@@ -481,14 +481,16 @@ def _zero_rows(dk, dv, r0, r1):
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
                    b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
-                   shift, sums, first):
+                   cstate, first):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
     key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
     The ``first`` query block of a chunk zeroes dk / dv rows j0:j1 first (each key tile
     just before its first use, while it is about to be in cache anyway).
 
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
-    product through gemm_block; narrow ones work row by row.  As in the forward, the
+    product through gemm_block (unmasked ones take P^T = exp(S^T - lse) straight from the
+    product's epilogue); narrow ones work row by row.  ``cstate``: the column state of
+    _simd, (max, shift = lse, sums) segments of min(QB, Lq).  As in the forward, the
     queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
     (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
     (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
@@ -512,6 +514,8 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         _pack_scaled(dO, do.dtype.type(1), dotbuf, width)
     dQ = _tile(dqbuf, nq, D)
     dQ[:, :] = 0
+    qr = cstate.shape[0] // 3
+    shift, sums = cstate[qr:2 * qr], cstate[2 * qr:]
     for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
         li = lse[b, h, i0 + r]
         shift[r] = li if li != -np.inf else np.inf
@@ -524,16 +528,18 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
         nk = je - jt
         if first:
             _zero_rows(dk, dv, jt, je)
-        if wide:
+        masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
+        if wide:  # P^T = exp(S^T - lse), in the epilogue when no entry needs a mask
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
-            _panel_product(pbuf, width, nq, kf, kb0 + jt * D, D, 1, qtbuf, nk, D, width, npan, 0,
-                           shift, 0)
+            _panel_product(pbuf, width, nq, kf, kb0 + jt * D, D, 1, qtbuf, nk, D, width, npan,
+                           0 if masked else EXP_SHIFTED, cstate, qr)
         else:
             P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], P)
-        if _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
+        if masked:
             _mask_scores(P, wide, mask, has_mask, causal, window, b, h, i0, jt)
-        _exp_shifted(P, wide, shift, sums)  # P = exp(S - lse)
+        if masked or not wide:
+            _exp_shifted(P, wide, shift, sums)  # P = exp(S - lse)
         pz, pzbuf = P, pbuf
         if drop_p > 0:                  # dV uses P Z / (1 - p): the weights that met V
             G[:, :] = P
@@ -564,10 +570,10 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
 
 
 def backward_scratch_size(D, Dv, Lq):
-    """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ, shift, sums
-    (for tiles of min(QB, Lq) query rows)."""
+    """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ and the column
+    state (max, shift, sums) of _simd (for tiles of min(QB, Lq) query rows)."""
     qr = min(QB, Lq)
-    return 3 * qr * D + qr * Dv + 2 * KT * qr + 2 * qr
+    return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
 
 
 @njit(cache=True)
@@ -586,7 +592,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
     n5 = n4 + qr * D
     qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf = (buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3],
                                                buf[n3:n4], buf[n4:n5])
-    shift, sums = buf[n5:n5 + qr], buf[n5 + qr:n5 + 2 * qr]
+    cstate = buf[n5:n5 + 3 * qr]
     nqb = (Lq + QB - 1) // QB
     per = (nqb + nqc - 1) // nqc
     kchunk = (Lk + nkc - 1) // nkc
@@ -608,7 +614,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
             i1 = min(i0 + QB, Lq)
             _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, sc, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
-                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, shift, sums,
+                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, cstate,
                            qb == q0)
         t = claim_next(counter)
 
