@@ -94,26 +94,20 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     if parallel and B * H * nqb < W:
         nkc = min(-(-W // (B * H * nqb)), -(-Lk // dense.KT))
     kchunk = -(-Lk // nkc)
-    o = np.empty((nkc, B, H, Lq, Dv), dtype=q.dtype)
-    lse = np.empty((nkc, B, H, Lq), dtype=q.dtype)
+    out = np.empty((B, H, Lq, Dv), dtype=q.dtype)
+    lse = np.empty((B, H, Lq), dtype=q.dtype)
+    if nkc == 1:  # the tasks write the result directly
+        parts, part_lse = out[None], lse[None]
+    else:  # per-key-chunk partials, merged by log-sum-exp inside the kernel call
+        parts = np.empty((nkc, B, H, Lq, Dv), dtype=q.dtype)
+        part_lse = np.empty((nkc, B, H, Lq), dtype=q.dtype)
     scratch, poison, counter = _workspace(q.dtype, W, dense.forward_scratch_size(D, Dv, Lq))
     args = (q, k, v, mask4, has_mask, bool(causal), int(window), scale, float(drop_p),
-            int(seed), nkc, kchunk, o, lse, scratch, poison, counter)
+            int(seed), nkc, kchunk, parts, part_lse, out, lse, scratch, poison, counter)
     poison_total = (dense.forward_parallel if parallel else dense.forward_serial)(*args)
-    out, lse = merge_key_chunks(o, lse)
     ctx = AttentionContext(q, k, v, out, lse, mask4, has_mask, bool(causal), scale,
                            int(window), float(drop_p), int(seed))
     return out, ctx, poison_total == 0.0
-
-
-def merge_key_chunks(o, lse):
-    """Merge per-key-chunk partial results: lse = logsumexp_c lse_c, O = sum_c e^(lse_c-lse) O_c."""
-    if o.shape[0] == 1:
-        return o[0], lse[0]
-    out = np.empty(o.shape[1:], o.dtype)
-    merged = np.empty(lse.shape[1:], lse.dtype)
-    dense.merge_chunks(o, lse, out, merged)
-    return out, merged
 
 
 def attention_backward(ctx, dout):

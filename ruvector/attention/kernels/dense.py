@@ -23,7 +23,7 @@ the score tile in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
-results are merged by log-sum-exp in :func:`merge_key_chunks`.  A fixed number of workers,
+results are merged by log-sum-exp (:func:`merge_chunks`) at the end of the same call.  A fixed number of workers,
 each with its own scratch, take the next task from a shared atomic counter
 (:func:`_simd.claim_next`) whenever they are free, so a worker whose core is busy with
 another process does not hold up the rest.  No allocation inside ``prange``, no shared
@@ -430,8 +430,10 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
 
 @njit(cache=True, parallel=True)
 def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                     o, lse, fscratch, poison, counter):
-    """Forward over W = len(fscratch) workers; o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq).
+                     o, lse, out, out_lse, fscratch, poison, counter):
+    """Forward over W = len(fscratch) workers into o: (nkc, B, H, Lq, Dv), lse: (nkc, B, H, Lq);
+    with nkc > 1 key chunks the partials are then merged into out (B, H, Lq, Dv) and out_lse
+    (B, H, Lq) (:func:`merge_chunks`; with nkc = 1 the caller passes o[0] and lse[0]).
 
     fscratch: (W, forward_scratch_size(D, Dv, Lq)) floats; poison: (W,), NaN afterwards where
     a worker read a non-finite input; counter: int64[1], the shared task counter (both are
@@ -443,17 +445,21 @@ def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, see
     for w in prange(fscratch.shape[0]):
         _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                         nkc, kchunk, o, lse, fscratch, poison, counter)
+    if nkc > 1:
+        merge_chunks(o, lse, out, out_lse)
     return poison.sum()
 
 
 @njit(cache=True)
 def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
-                   o, lse, fscratch, poison, counter):
-    """Single-threaded forward (same tasks as :func:`forward_parallel`, one worker)."""
+                   o, lse, out, out_lse, fscratch, poison, counter):
+    """Single-threaded forward (same tasks and arguments as :func:`forward_parallel`)."""
     counter[0] = 0
     poison[0] = 0
     _forward_worker(0, q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                     nkc, kchunk, o, lse, fscratch, poison, counter)
+    if nkc > 1:
+        merge_chunks(o, lse, out, out_lse)
     return poison[0]
 
 
