@@ -89,7 +89,7 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     has_mask = mask is not None
     mask4 = np.broadcast_to(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
-    nqb = -(-Lq // dense.QB)
+    nqb = -(-Lq // dense.QB_FWD)
     nkc = 1
     if parallel and B * H * nqb < W:
         nkc = min(-(-W // (B * H * nqb)), -(-Lk // dense.KT))
@@ -118,7 +118,7 @@ def attention_backward(ctx, dout):
     dout = np.ascontiguousarray(dout, dtype=q.dtype)
     delta = np.einsum("bhqd,bhqd->bhq", dout, ctx.out).astype(q.dtype)
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
-    nqb = -(-Lq // dense.QB)
+    nqb = -(-Lq // dense.QB_BWD)
     nqc = nkc = 1
     if parallel and B * H < W:
         nqc = min(-(-W // (B * H)), nqb)

@@ -139,7 +139,8 @@ def test_lazy_softmax_steps_and_their_exact_redo(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("Lq", [64, 40])  # panels of one micro-tile width / one panel of all
+# panels of one micro-tile width / one panel of all / two query tiles (QB_FWD rows and a tail)
+@pytest.mark.parametrize("Lq", [64, 40, 304])
 def test_query_panels_with_masks_causal_and_several_key_tiles(rng, dtype, Lq):
     """Wide tiles split their queries into micro-tile-wide panels (16 float32 / 8 float64
     queries) when the rows divide evenly: every panel against the float64 reference, over

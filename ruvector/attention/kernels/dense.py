@@ -18,15 +18,15 @@ Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is first tried *laz
 P = exp(S - m) is computed in the epilogue with the old m (no rescale of A), which is exact
 as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8); otherwise the tile is
 recomputed with the exact rescaling step above.  A row without any allowed key gets
-``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB`` rows and key tiles of ``KT`` keys keep
-the score tile in L2.
+``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB_FWD`` rows (``QB_BWD`` in the backward,
+whose scratch holds more tiles) and key tiles of ``KT`` keys keep the working set in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
-results are merged by log-sum-exp (:func:`merge_chunks`) at the end of the same call.  A fixed number of workers,
-each with its own scratch, take the next task from a shared atomic counter
-(:func:`_simd.claim_next`) whenever they are free, so a worker whose core is busy with
-another process does not hold up the rest.  No allocation inside ``prange``, no shared
+results are merged by log-sum-exp (:func:`merge_chunks`) at the end of the same call.  A
+fixed number of workers, each with its own scratch, take the next task from a shared atomic
+counter (:func:`_simd.claim_next`) whenever they are free, so a worker whose core is busy
+with another process does not hold up the rest.  No allocation inside ``prange``, no shared
 writes, and each task's result does not depend on which worker ran it: the same result on
 every run.
 
@@ -49,7 +49,8 @@ from numba import njit, prange
 from ._math import FASTMATH, exp_row, fexp
 from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block, simd_lanes
 
-QB = 128  # query rows per tile
+QB_FWD = 256  # query rows per forward tile
+QB_BWD = 128  # query rows per backward tile (its scratch holds more tiles)
 KT = 128  # keys per tile
 
 
@@ -391,8 +392,8 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
 
 def forward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the forward: Q tile, score tile, A, m, l and the column
-    state (max, shift, sums) of _simd, for tiles of min(QB, Lq) query rows."""
-    qr = min(QB, Lq)
+    state (max, shift, sums) of _simd, for tiles of min(QB_FWD, Lq) query rows."""
+    qr = min(QB_FWD, Lq)
     return qr * D + KT * qr + qr * Dv + 5 * qr
 
 
@@ -403,13 +404,13 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
     sc = buf.dtype.type(scale)
-    qr = min(QB, Lq)
+    qr = min(QB_FWD, Lq)
     n0 = qr * D
     n1 = n0 + KT * qr
     n2 = n1 + qr * Dv
     qbuf, sbuf, abuf = buf[:n0], buf[n0:n1], buf[n1:n2]
     m, l, cstate = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 5 * qr]
-    nqb = (Lq + QB - 1) // QB
+    nqb = (Lq + QB_FWD - 1) // QB_FWD
     ntasks = B * H * nqb * nkc
     t = claim_next(counter)
     while t < ntasks:
@@ -418,8 +419,8 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
         qb = rest % nqb
         bh = rest // nqb
         b, h = bh // H, bh % H
-        i0 = qb * QB
-        i1 = min(i0 + QB, Lq)
+        i0 = qb * QB_FWD
+        i1 = min(i0 + QB_FWD, Lq)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
         poison[w] += _forward_task(q, k, v, mask, has_mask, causal, window, sc, drop_p, seed,
@@ -496,7 +497,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
     product through gemm_block (unmasked ones take P^T = exp(S^T - lse) straight from the
     product's epilogue); narrow ones work row by row.  ``cstate``: the column state of
-    _simd, (max, shift = lse, sums) segments of min(QB, Lq).  As in the forward, the
+    _simd, (max, shift = lse, sums) segments of min(QB_BWD, Lq).  As in the forward, the
     queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
     (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
     (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
@@ -577,8 +578,8 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
 
 def backward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ and the column
-    state (max, shift, sums) of _simd (for tiles of min(QB, Lq) query rows)."""
-    qr = min(QB, Lq)
+    state (max, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
+    qr = min(QB_BWD, Lq)
     return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
 
 
@@ -589,7 +590,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
     buf = fscratch[w]
     sc = buf.dtype.type(scale)
-    qr = min(QB, Lq)
+    qr = min(QB_BWD, Lq)
     n0 = qr * D
     n1 = n0 + qr * D
     n2 = n1 + qr * Dv
@@ -599,7 +600,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
     qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf = (buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3],
                                                buf[n3:n4], buf[n4:n5])
     cstate = buf[n5:n5 + 3 * qr]
-    nqb = (Lq + QB - 1) // QB
+    nqb = (Lq + QB_BWD - 1) // QB_BWD
     per = (nqb + nqc - 1) // nqc
     kchunk = (Lk + nkc - 1) // nkc
     ntasks = B * H * nqc * nkc
@@ -616,8 +617,8 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
         if q0 >= q1:  # a chunk without query blocks contributes zeros
             _zero_rows(dk[qc, b, h], dv[qc, b, h], j0, j1)
         for qb in range(q0, q1):
-            i0 = qb * QB
-            i1 = min(i0 + QB, Lq)
+            i0 = qb * QB_BWD
+            i1 = min(i0 + QB_BWD, Lq)
             _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, sc, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
                            dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, cstate,
