@@ -18,7 +18,7 @@ import numpy as np
 from .._threads import num_workers
 from .._validate import as_array, as_bool_mask, check_finite, require_same
 from ..errors import DimensionMismatch, InvalidInput
-from .kernels import dense
+from .kernels import dense, dense_backward
 
 # Below this many multiply-adds (Lq*Lk*(D+Dv) summed over batch and heads) the serial kernel
 # runs: a parallel launch saves little there (1 x 1000 keys, d = 128: 21 vs 25 us in the
@@ -118,7 +118,7 @@ def attention_backward(ctx, dout):
     dout = np.ascontiguousarray(dout, dtype=q.dtype)
     delta = np.einsum("bhqd,bhqd->bhq", dout, ctx.out).astype(q.dtype)
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
-    nqb = -(-Lq // dense.QB_BWD)
+    nqb = -(-Lq // dense_backward.QB_BWD)
     nqc = nkc = 1
     if parallel and B * H < W:
         nqc = min(-(-W // (B * H)), nqb)
@@ -127,10 +127,10 @@ def attention_backward(ctx, dout):
     dq = np.empty((nkc, B, H, Lq, D), q.dtype)
     dk = np.empty((nqc, B, H, Lk, D), q.dtype)
     dv = np.empty((nqc, B, H, Lk, Dv), q.dtype)
-    scratch, _, counter = _workspace(q.dtype, W, dense.backward_scratch_size(D, Dv, Lq))
+    scratch, _, counter = _workspace(q.dtype, W, dense_backward.backward_scratch_size(D, Dv, Lq))
     args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             ctx.scale, ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv, scratch, counter)
-    (dense.backward_parallel if parallel else dense.backward_serial)(*args)
+    (dense_backward.backward_parallel if parallel else dense_backward.backward_serial)(*args)
     return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
 
 

@@ -18,8 +18,8 @@ Q)^T, S^T and A^T.  Once every m is finite, an unmasked tile is first tried *laz
 P = exp(S - m) is computed in the epilogue with the old m (no rescale of A), which is exact
 as long as the tile's maxima stay <= m + LAZY_LIMIT (so P <= e^8); otherwise the tile is
 recomputed with the exact rescaling step above.  A row without any allowed key gets
-``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB_FWD`` rows (``QB_BWD`` in the backward,
-whose scratch holds more tiles) and key tiles of ``KT`` keys keep the working set in L2.
+``O = 0``, ``lse = -inf``.  Query-row tiles of ``QB_FWD`` rows and key tiles of ``KT`` keys
+keep the working set in L2.
 
 Work is split into tasks (batch, head, query tile, key chunk).  When there are fewer
 (batch, head, query tile) triples than threads, the keys are split into chunks whose partial
@@ -30,14 +30,7 @@ with another process does not hold up the rest.  No allocation inside ``prange``
 writes, and each task's result does not depend on which worker ran it: the same result on
 every run.
 
-Backward (recomputing P from the saved ``lse``), with ``delta_i = rowsum(dO_i * O_i)``:
-
-    dV_t += P^T dO,  dP = dO V_t^T,  dS = P * (dP - delta),
-    dQ += scale dS K_t,  dK_t += scale dS^T Q.
-
-Tasks are (batch, head, query chunk, key chunk); each query chunk owns a private dK/dV
-accumulator and each key chunk a private dQ part, which the caller sums, so no two workers
-ever write the same memory.
+The backward is in :mod:`.dense_backward`; it shares this module's tile helpers.
 
 Dropout (training) multiplies P by ``Z / (1 - p)`` in the ``P V`` product only, where the
 keep bit ``Z_ij`` comes from a counter-based hash (splitmix64) of (seed, b, h, i, j): the
@@ -50,7 +43,6 @@ from ._math import FASTMATH, exp_row, fexp
 from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block, simd_lanes
 
 QB_FWD = 256  # query rows per forward tile
-QB_BWD = 128  # query rows per backward tile (its scratch holds more tiles)
 KT = 128  # keys per tile
 
 
@@ -462,193 +454,6 @@ def forward_serial(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     if nkc > 1:
         merge_chunks(o, lse, out, out_lse)
     return poison[0]
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _grad_scores(P, G, wide, delta):
-    """G <- dS = P (G - delta[r]) where G holds dP (layout as in _mask_scores)."""
-    if wide:
-        for c in range(G.shape[0]):
-            for r in range(G.shape[1]):
-                G[c, r] = P[c, r] * (G[c, r] - delta[r])
-    else:
-        for r in range(G.shape[0]):
-            for c in range(G.shape[1]):
-                G[r, c] = P[r, c] * (G[r, c] - delta[r])
-
-
-@njit(cache=True, inline="always")
-def _zero_rows(dk, dv, r0, r1):
-    """dk[r0:r1] = dv[r0:r1] = 0."""
-    for r in range(r0, r1):
-        dk[r, :] = 0
-        dv[r, :] = 0
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                   b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
-                   cstate, first):
-    """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
-    key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
-    The ``first`` query block of a chunk zeroes dk / dv rows j0:j1 first (each key tile
-    just before its first use, while it is about to be in cache anyway).
-
-    Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
-    product through gemm_block (unmasked ones take P^T = exp(S^T - lse) straight from the
-    product's epilogue); narrow ones work row by row.  ``cstate``: the column state of
-    _simd, (max, shift = lse, sums) segments of min(QB_BWD, Lq).  As in the forward, the
-    queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
-    (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
-    (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
-    """
-    H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
-    D, Dv = q.shape[3], v.shape[3]
-    kf, vf, dof = k.reshape(-1), v.reshape(-1), do.reshape(-1)
-    dkf, dvf = dk.reshape(-1), dv.reshape(-1)
-    kb0 = (b * H + h) * Lk * D
-    vb0 = (b * H + h) * Lk * Dv
-    ob = ((b * H + h) * Lq + i0) * Dv   # dO rows i0:i1 in dof
-    nq = i1 - i0
-    wide = nq >= ROWS_MIN
-    Qs = _tile(qsbuf, nq, D)
-    _scaled_copy(q[b, h, i0:i1], scale, Qs)
-    dO = do[b, h, i0:i1]
-    width = _panel_width(qtbuf, nq, wide)
-    npan = nq // width
-    if wide:
-        _pack_scaled(q[b, h, i0:i1], scale, qtbuf, width)
-        _pack_scaled(dO, do.dtype.type(1), dotbuf, width)
-    dQ = _tile(dqbuf, nq, D)
-    dQ[:, :] = 0
-    qr = cstate.shape[0] // 3
-    shift, sums = cstate[qr:2 * qr], cstate[2 * qr:]
-    for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
-        li = lse[b, h, i0 + r]
-        shift[r] = li if li != -np.inf else np.inf
-    jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
-    if first:  # rows this block never reaches
-        _zero_rows(dk, dv, j0, max(j0, min(jstart, j1)))
-        _zero_rows(dk, dv, max(jstart, jend), j1)
-    for jt in range(jstart, jend, KT):
-        je = min(jt + KT, jend)
-        nk = je - jt
-        if first:
-            _zero_rows(dk, dv, jt, je)
-        masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
-        if wide:  # P^T = exp(S^T - lse), in the epilogue when no entry needs a mask
-            P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
-            _panel_product(pbuf, width, nq, kf, kb0 + jt * D, D, 1, qtbuf, nk, D, width, npan,
-                           0 if masked else EXP_SHIFTED, cstate, qr)
-        else:
-            P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
-            _row_scores(Qs, k[b, h, jt:je], P)
-        if masked:
-            _mask_scores(P, wide, mask, has_mask, causal, window, b, h, i0, jt)
-        if masked or not wide:
-            _exp_shifted(P, wide, shift, sums)  # P = exp(S - lse)
-        pz, pzbuf = P, pbuf
-        if drop_p > 0:                  # dV uses P Z / (1 - p): the weights that met V
-            G[:, :] = P
-            _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
-            pz, pzbuf = G, gbuf
-        if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
-            gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
-                       shift, 0)
-            _panel_product(gbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width, npan,
-                           0, shift, 0)
-        else:
-            _row_accumulate(pz, dO, dv[jt:je], True)
-            _row_scores(dO, v[b, h, jt:je], G)
-        if drop_p > 0:
-            _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
-        _grad_scores(P, G, wide, delta[b, h, i0:i1])
-        if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
-            gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
-                       shift, 0)
-            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE, shift,
-                       0)
-        else:
-            _row_accumulate(G, k[b, h, jt:je], dQ, False)
-            _row_accumulate(G, Qs, dk[jt:je], True)
-    for r in range(nq):
-        for d in range(D):
-            dq[r, d] = dQ[r, d] * scale
-
-
-def backward_scratch_size(D, Dv, Lq):
-    """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ and the column
-    state (max, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
-    qr = min(QB_BWD, Lq)
-    return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
-
-
-@njit(cache=True)
-def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
-                     seed, nqc, nkc, dq, dk, dv, fscratch, counter):
-    B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
-    Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
-    buf = fscratch[w]
-    sc = buf.dtype.type(scale)
-    qr = min(QB_BWD, Lq)
-    n0 = qr * D
-    n1 = n0 + qr * D
-    n2 = n1 + qr * Dv
-    n3 = n2 + KT * qr
-    n4 = n3 + KT * qr
-    n5 = n4 + qr * D
-    qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf = (buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3],
-                                               buf[n3:n4], buf[n4:n5])
-    cstate = buf[n5:n5 + 3 * qr]
-    nqb = (Lq + QB_BWD - 1) // QB_BWD
-    per = (nqb + nqc - 1) // nqc
-    kchunk = (Lk + nkc - 1) // nkc
-    ntasks = B * H * nqc * nkc
-    t = claim_next(counter)
-    while t < ntasks:
-        kc = t % nkc
-        rest = t // nkc
-        qc = rest % nqc
-        bh = rest // nqc
-        b, h = bh // H, bh % H
-        j0 = kc * kchunk
-        j1 = min(j0 + kchunk, Lk)
-        q0, q1 = qc * per, min((qc + 1) * per, nqb)
-        if q0 >= q1:  # a chunk without query blocks contributes zeros
-            _zero_rows(dk[qc, b, h], dv[qc, b, h], j0, j1)
-        for qb in range(q0, q1):
-            i0 = qb * QB_BWD
-            i1 = min(i0 + QB_BWD, Lq)
-            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, sc, drop_p,
-                           seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
-                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, cstate,
-                           qb == q0)
-        t = claim_next(counter)
-
-
-@njit(cache=True, parallel=True)
-def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                      nqc, nkc, dq, dk, dv, fscratch, counter):
-    """Backward over W = len(fscratch) workers.
-
-    Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
-    key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
-    so they may start uninitialised); the caller sums the parts.  counter: int64[1], the shared
-    task counter (reset here).  ``scale`` is converted to the array dtype.
-    """
-    counter[0] = 0
-    for w in prange(fscratch.shape[0]):
-        _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                         drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
-
-
-@njit(cache=True)
-def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
-                    nqc, nkc, dq, dk, dv, fscratch, counter):
-    """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
-    counter[0] = 0
-    _backward_worker(0, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
-                     drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
