@@ -382,6 +382,14 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     return poison
 
 
+@njit(cache=True, inline="always")
+def task_coords(t, H, nq, nkc):
+    """(b, h, query block or chunk, key chunk) of task t = ((b H + h) nq + query) nkc + key."""
+    rest = t // nkc
+    bh = rest // nq
+    return bh // H, bh % H, rest % nq, t % nkc
+
+
 def forward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the forward: Q tile, score tile, A, m, l and the column
     state (max, shift, sums) of _simd, for tiles of min(QB_FWD, Lq) query rows."""
@@ -406,11 +414,7 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
     ntasks = B * H * nqb * nkc
     t = claim_next(counter)
     while t < ntasks:
-        kc = t % nkc
-        rest = t // nkc
-        qb = rest % nqb
-        bh = rest // nqb
-        b, h = bh // H, bh % H
+        b, h, qb, kc = task_coords(t, H, nqb, nkc)
         i0 = qb * QB_FWD
         i1 = min(i0 + QB_FWD, Lq)
         j0 = kc * kchunk

@@ -18,7 +18,7 @@ from ._math import FASTMATH
 from ._simd import ACCUMULATE, EXP_SHIFTED, claim_next, gemm_block
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_scaled,
                     _panel_product, _panel_width, _row_accumulate, _row_scores, _scaled_copy,
-                    _tile, _tile_needs_mask)
+                    _tile, _tile_needs_mask, task_coords)
 
 QB_BWD = 128  # query rows per backward tile
 
@@ -165,11 +165,7 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
     ntasks = B * H * nqc * nkc
     t = claim_next(counter)
     while t < ntasks:
-        kc = t % nkc
-        rest = t // nkc
-        qc = rest % nqc
-        bh = rest // nqc
-        b, h = bh // H, bh % H
+        b, h, qc, kc = task_coords(t, H, nqc, nkc)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
         q0, q1 = qc * per, min((qc + 1) * per, nqb)
