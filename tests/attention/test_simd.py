@@ -4,8 +4,9 @@ from hypothesis import given, settings, strategies as st
 from numba import njit, prange
 
 from ruvector.attention.kernels._math import fast_exp_f32
-from ruvector.attention.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, gemm_block,
-                                              claim_next, prefetch, prefetch_row)
+from ruvector.attention.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_SHIFTED,
+                                              GRAD_SOFTMAX, claim_next, gemm_block, prefetch,
+                                              prefetch_row)
 
 
 @njit(cache=True)
@@ -71,7 +72,8 @@ def _exp_all(x):
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(1, 20), n=st.integers(1, 40), k=st.integers(1, 70),
        dtype=st.sampled_from([np.float32, np.float64]), transposed_a=st.booleans(),
-       mode=st.sampled_from([0, ACCUMULATE, COLUMN_MAX, COLUMN_MAX | EXP_SHIFTED]),
+       mode=st.sampled_from([0, ACCUMULATE, COLUMN_MAX, COLUMN_MAX | EXP_SHIFTED,
+                             GRAD_SOFTMAX]),
        seed=st.integers(0, 2**31))
 def test_gemm_block_matches_numpy(m, n, k, dtype, transposed_a, mode, seed):
     rng = np.random.default_rng(seed)
@@ -86,6 +88,8 @@ def test_gemm_block_matches_numpy(m, n, k, dtype, transposed_a, mode, seed):
     expect = product + c0 if mode & ACCUMULATE else product.copy()
     tol = 1e-4 if dtype == np.float32 else 1e-12
     colmax0, shift, sums0 = state0[:n], state0[n:2 * n], state0[2 * n:]
+    if mode & GRAD_SOFTMAX:  # dS = P (dP - delta): the old C times (product - shift)
+        expect = c0 * (product - shift)
     if mode & EXP_SHIFTED:
         expect = np.exp(product - shift)
         np.testing.assert_allclose(state[2 * n:], sums0 + expect.sum(axis=0), rtol=tol,

@@ -37,6 +37,7 @@ def lanes(dtype):
 ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
 COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i (A B)[i, j])
 EXP_SHIFTED = 4  # mode bit: C = exp(A B - shift[j]), sums[j] += sum_i C[i, j] (+ NaN poison)
+GRAD_SOFTMAX = 8  # mode bit: C = C_old * (A B - shift[j]) (softmax backward, C_old = P)
 
 
 def _vector_exp(context, builder, x, vty, width, f32):
@@ -77,7 +78,9 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
     - ACCUMULATE: C += A B instead of C = A B;
     - COLUMN_MAX: colmax = max(colmax, column maxima of A B);
     - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
-      a product is NaN/Inf: the caller's sums carry the poison).
+      a product is NaN/Inf: the caller's sums carry the poison);
+    - GRAD_SOFTMAX: C = C_old * (A B - shift), the softmax backward dS = P (dP - delta) with
+      P in C and delta as the shift (not combined with the other bits).
 
     The column state ``cs`` holds colmax, shift and sums in segments of ``cs_len``; this
     block's columns start at ``cs_off`` in each.  Rows past ``mr`` repeat row mr - 1: they
@@ -165,15 +168,27 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
                     term = builder.fadd(e, builder.fmul(x, zero_v))
                     total = builder.fadd(total, builder.select(valid, term, zero_v))
                 builder.store(total, sum_p, align=1)
-        for i in range(MR):
-            with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
-                crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
-                for j in range(NVEC):
-                    p = vec_ptr(c_ptr, builder.add(crow, ir.Constant(ity, j * width)))
-                    val = builder.load(accs[i][j])
-                    old = builder.load(p, align=1)
-                    val = builder.select(do_acc, builder.fadd(val, old), val)
-                    builder.store(val, p, align=1)
+
+        def store_rows(combine):
+            """C rows < mr: C = combine(A B, C_old, column vector j)."""
+            for i in range(MR):
+                with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
+                    crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
+                    for j in range(NVEC):
+                        p = vec_ptr(c_ptr, builder.add(crow, ir.Constant(ity, j * width)))
+                        val = combine(builder.load(accs[i][j]), builder.load(p, align=1), j)
+                        builder.store(val, p, align=1)
+
+        do_grad = builder.icmp_signed(
+            "!=", builder.and_(mode_v, ir.Constant(ity, GRAD_SOFTMAX)), ir.Constant(ity, 0))
+        with builder.if_else(do_grad) as (grad, plain):
+            with grad:
+                shifts = [builder.load(vec_ptr(cm_ptr, builder.add(
+                    builder.add(cm_off_v, ir.Constant(ity, j * width)), cs_len_v)), align=1)
+                    for j in range(NVEC)]
+                store_rows(lambda val, old, j: builder.fmul(old, builder.fsub(val, shifts[j])))
+            with plain:
+                store_rows(lambda val, old, j: builder.select(do_acc, builder.fadd(val, old), val))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -201,7 +216,8 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
     micro-tiles of MR x NR run in :func:`mk_block`, leftover columns in plain loops.
     ``mode``: 0 (C = A B) or ACCUMULATE (C += A B), plus the column-state bits of
     :func:`mk_block` (COLUMN_MAX, EXP_SHIFTED) on ``cs`` = [colmax | shift | sums], segments
-    of ``cs_len`` >= n entries (unused without those bits).
+    of ``cs_len`` >= n entries (unused without those bits), or GRAD_SOFTMAX alone
+    (C = C (A B - shift), reading only the shift segment).
     """
     accumulate = mode & ACCUMULATE
     nr = simd_lanes(C)
@@ -217,7 +233,10 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
                 for k in range(kdim):
                     s += A[a_off + i * sa_r + k * sa_c] * Bm[b_off + k * ldb + j]
                 idx = c_off + i * ldc + j
-                s = C[idx] + s if accumulate else s
+                if mode & GRAD_SOFTMAX:
+                    s = C[idx] * (s - cs[cs_len + j])
+                elif accumulate:
+                    s = C[idx] + s
                 if mode & COLUMN_MAX and s > cs[j]:
                     cs[j] = s
                 if mode & EXP_SHIFTED:

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH
-from ._simd import ACCUMULATE, EXP_SHIFTED, claim_next, gemm_block
+from ._simd import ACCUMULATE, EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_scaled,
                     _panel_product, _panel_width, _row_accumulate, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
@@ -55,8 +55,11 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
 
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
     product through gemm_block (unmasked ones take P^T = exp(S^T - lse) straight from the
-    product's epilogue); narrow ones work row by row.  ``cstate``: the column state of
-    _simd, (max, shift = lse, sums) segments of min(QB_BWD, Lq).  As in the forward, the
+    product's epilogue; without dropout, dS^T = P^T (dP^T - delta) comes from the dP^T
+    product's epilogue, written over P^T); narrow ones work row by row.  ``cstate``: the
+    column state of _simd in segments of min(QB_BWD, Lq): (delta, shift = lse, sums).  The
+    P^T product uses no column maxima, so the first segment holds delta, which the dS^T
+    product reads as its shift (passing a segment length of 0).  As in the forward, the
     queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
     (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
     (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
@@ -81,10 +84,13 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     dQ = _tile(dqbuf, nq, D)
     dQ[:, :] = 0
     qr = cstate.shape[0] // 3
-    shift, sums = cstate[qr:2 * qr], cstate[2 * qr:]
+    dstate, shift, sums = cstate[:qr], cstate[qr:2 * qr], cstate[2 * qr:]
     for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
         li = lse[b, h, i0 + r]
         shift[r] = li if li != -np.inf else np.inf
+        dstate[r] = delta[b, h, i0 + r]
+    fused_ds = wide and drop_p == 0  # dS^T from the dP^T product's epilogue, over P^T
+    dsbuf = pbuf if fused_ds else gbuf
     jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
     if first:  # rows this block never reaches
         _zero_rows(dk, dv, j0, max(j0, min(jstart, j1)))
@@ -111,22 +117,23 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             G[:, :] = P
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
             pz, pzbuf = G, gbuf
-        if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T
+        if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T (or dS^T = P^T (dP^T - delta) over P^T)
             gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
                        shift, 0)
-            _panel_product(gbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width, npan,
-                           0, shift, 0)
+            _panel_product(dsbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width,
+                           npan, GRAD_SOFTMAX if fused_ds else 0, dstate, 0)
         else:
             _row_accumulate(pz, dO, dv[jt:je], True)
             _row_scores(dO, v[b, h, jt:je], G)
         if drop_p > 0:
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
-        _grad_scores(P, G, wide, delta[b, h, i0:i1])
+        if not fused_ds:
+            _grad_scores(P, G, wide, dstate)
         if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
-            gemm_block(dqbuf, 0, D, gbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
+            gemm_block(dqbuf, 0, D, dsbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
                        shift, 0)
-            gemm_block(dkf, jt * D, D, gbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE, shift,
-                       0)
+            gemm_block(dkf, jt * D, D, dsbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE,
+                       shift, 0)
         else:
             _row_accumulate(G, k[b, h, jt:je], dQ, False)
             _row_accumulate(G, Qs, dk[jt:je], True)
@@ -137,7 +144,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
 
 def backward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ and the column
-    state (max, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
+    state (delta, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
     qr = min(QB_BWD, Lq)
     return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
 
