@@ -24,6 +24,11 @@ from .kernels import dense, dense_backward
 # runs: a parallel launch saves little there (1 x 1000 keys, d = 128: 21 vs 25 us in the
 # kernel), and the OpenMP workers it wakes keep spinning and slow the serial calls after it.
 PARALLEL_MIN_WORK = 1 << 20
+# The backward reads K and V and writes dK and dV (with a read for ownership of every line),
+# so it is bound by memory traffic much sooner, and two cores move more of it: one query x
+# 1000 keys, d = 128, serial 81 us vs 57 us on two workers (measured 2026-11-23); even
+# 1 x 250 keys gains a little, 1 x 125 loses a little.
+PARALLEL_MIN_WORK_BACKWARD = 1 << 16
 DEFAULT_MAX_KEYS = 1 << 24
 
 _NO_MASK = np.broadcast_to(np.ones((1, 1, 1, 1), dtype=np.bool_), (1, 1, 1, 1))
@@ -63,9 +68,10 @@ class AttentionContext:
     seed: int
 
 
-def _plan(B, H, Lq, Lk, D, Dv):
-    """(parallel?, workers) for a problem size; small problems run serially."""
-    if B * H * Lq * Lk * (D + Dv) < PARALLEL_MIN_WORK:
+def _plan(B, H, Lq, Lk, D, Dv, min_work=PARALLEL_MIN_WORK):
+    """(parallel?, workers) for a problem size; problems under ``min_work`` multiply-adds
+    run serially."""
+    if B * H * Lq * Lk * (D + Dv) < min_work:
         return False, 1
     W = num_workers()
     return W > 1, W
@@ -116,8 +122,7 @@ def attention_backward(ctx, dout):
     B, H, Lq, D = q.shape
     Lk, Dv = k.shape[2], v.shape[3]
     dout = np.ascontiguousarray(dout, dtype=q.dtype)
-    delta = np.einsum("bhqd,bhqd->bhq", dout, ctx.out).astype(q.dtype)
-    parallel, W = _plan(B, H, Lq, Lk, D, Dv)
+    parallel, W = _plan(B, H, Lq, Lk, D, Dv, PARALLEL_MIN_WORK_BACKWARD)
     nqb = -(-Lq // dense_backward.QB_BWD)
     nqc = nkc = 1
     if parallel and B * H < W:
@@ -128,10 +133,10 @@ def attention_backward(ctx, dout):
     dk = np.empty((nqc, B, H, Lk, D), q.dtype)
     dv = np.empty((nqc, B, H, Lk, Dv), q.dtype)
     scratch, _, counter = _workspace(q.dtype, W, dense_backward.backward_scratch_size(D, Dv, Lq))
-    args = (q, k, v, dout, ctx.lse, delta, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
+    args = (q, k, v, dout, ctx.lse, ctx.out, ctx.mask, ctx.has_mask, ctx.causal, ctx.window,
             ctx.scale, ctx.drop_p, ctx.seed, nqc, nkc, dq, dk, dv, scratch, counter)
     (dense_backward.backward_parallel if parallel else dense_backward.backward_serial)(*args)
-    return tuple(a.sum(axis=0) if a.shape[0] > 1 else a[0] for a in (dq, dk, dv))
+    return dq[0], dk[0], dv[0]
 
 
 def attention_weights(ctx):
@@ -209,6 +214,29 @@ def restore_rank(x4, rank, lead):
     return x4.reshape(lead + x4.shape[-2:])
 
 
+def _single_query(query, key, value, scale, dtype, max_keys):
+    """Output (Dv,) of one query (D,) over keys (Lk, D) that arrive as C-contiguous arrays of
+    ``dtype``, straight to :func:`dense.forward_one` (a single query is called in loops, and
+    the general path's checks and reshapes cost about as much as its kernel).  None when
+    the general path must run: another form, a conversion, a shape or size it rejects or
+    runs in parallel, or a non-finite result (whose culprit it names, or whose overflow it
+    recomputes in float64).  Same kernel and tiles as the general path: the same result."""
+    arrays = (query, key, value)
+    if not all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+               for a in arrays) or (query.ndim, key.ndim, value.ndim) != (1, 2, 2):
+        return None
+    (D,), (Lk, Dk), (Lv, Dv) = query.shape, key.shape, value.shape
+    if D != Dk or Lk != Lv or not 0 < Lk <= max_keys or D == 0 or Dv == 0 or \
+            Lk * (D + Dv) >= PARALLEL_MIN_WORK:
+        return None
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    scratch, poison, counter = _workspace(dtype, 1, dense.forward_scratch_size(D, Dv, 1))
+    out = np.empty(Dv, dtype)
+    if dense.forward_one(query, key, value, _NO_MASK, scale, out, scratch, poison, counter):
+        return None
+    return out
+
+
 def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, scale=None,
                                  return_weights=False, dtype=np.float32,
                                  max_keys=DEFAULT_MAX_KEYS):
@@ -217,6 +245,10 @@ def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, 
     Returns the output in the query's rank (last dim = value width) and, when
     ``return_weights``, the weights in the logits shape (..., Lq, Lk).
     """
+    if mask is None and not causal and not return_weights:
+        out = _single_query(query, key, value, scale, dtype, max_keys)
+        if out is not None:
+            return out
     out, w, _ = sdpa_with_context(query, key, value, mask, causal=causal, scale=scale,
                                   return_weights=return_weights, dtype=dtype,
                                   max_keys=max_keys)

@@ -126,6 +126,37 @@ def test_non_finite_input_raises(rng, where, bad):
         sdpa(arrays["query"], arrays["key"], arrays["value"])
 
 
+@pytest.mark.parametrize("where", ["query", "key", "value"])
+def test_non_finite_single_query_raises(rng, where):
+    """The one-query form (D,) x (Lk, D) has its own short path to the kernel."""
+    arrays = {"query": _rand(rng, 8), "key": _rand(rng, 6, 8), "value": _rand(rng, 6, 8)}
+    arrays[where][(2,) if where == "query" else (1, 2)] = np.nan
+    with pytest.raises(InvalidInput, match=where):
+        sdpa(arrays["query"], arrays["key"], arrays["value"])
+
+
+def test_single_query_short_path_matches_the_general_path(rng, monkeypatch):
+    calls = []
+    kernel = F.dense.forward_one
+    monkeypatch.setattr(F.dense, "forward_one", lambda *a: calls.append(1) or kernel(*a))
+    q, k, v = _rand(rng, 24), _rand(rng, 300, 24), _rand(rng, 300, 7)
+    out = sdpa(q, k, v, scale=0.4)
+    assert len(calls) == 1 and out.shape == (7,) and out.dtype == np.float32
+    general = sdpa(q, k, v, np.ones(300, bool), scale=0.4)  # a mask takes the general path
+    assert len(calls) == 1
+    np.testing.assert_array_equal(out, general)
+    np.testing.assert_allclose(out, reference_attention(q, k, v, scale=0.4)[0], rtol=1e-5,
+                               atol=1e-6)
+    for args in ((q.astype(np.float64), k, v), (q, k[::2], v[::2]), (list(q), k, v)):
+        np.testing.assert_allclose(sdpa(*args, scale=0.4), reference_attention(
+            *(np.asarray(a, np.float32) for a in args), scale=0.4)[0], rtol=1e-5, atol=1e-6)
+    assert len(calls) == 1  # converted or strided inputs went the general way
+    big = np.finfo(np.float32).max / 2  # overflow: recomputed in float64 by the general path
+    out = sdpa(np.full(16, big, np.float32), np.full((10, 16), big, np.float32),
+               np.full((10, 16), big, np.float32))
+    np.testing.assert_allclose(out, big, rtol=1e-6)
+
+
 def test_lazy_softmax_steps_and_their_exact_redo(rng):
     """Wide query tiles after the first key tile take P = exp(S - m) inside the product;
     a tile whose maximum jumps past m + LAZY_LIMIT is redone with a rescale."""

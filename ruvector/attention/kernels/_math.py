@@ -69,6 +69,15 @@ def _fexp_overload(x):
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
+def dot(a, b):
+    """a . b of two 1-D arrays, accumulated in a's dtype (float32 stays SIMD-wide)."""
+    acc = a.dtype.type(0)
+    for d in range(a.shape[0]):
+        acc += a[d] * b[d]
+    return acc
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
 def exp_row(x, shift, out):
     """out[j] = exp(x[j] - shift) (``out`` may be ``x``); returns the sum of the values."""
     total = x.dtype.type(0)

@@ -75,6 +75,13 @@ def _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
         window >= 0 and (jt < i1 - 1 - window or je - 1 > i0 + window))
 
 
+@njit(cache=True, inline="always")
+def allowed(mask, has_mask, causal, window, b, h, i, j):
+    """True when query i of (b, h) may attend to key j (mask, causal j <= i, band |i - j|)."""
+    return (not has_mask or mask[b, h, i, j]) and (not causal or j <= i) and (
+        window < 0 or abs(i - j) <= window)
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt):
     """Set disallowed entries of a score tile to -inf.  A wide tile is transposed (keys x
@@ -84,9 +91,7 @@ def _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt):
     for r in range(nq):
         i = i0 + r
         for c in range(nk):
-            j = jt + c
-            if (has_mask and not mask[b, h, i, j]) or (causal and j > i) or (
-                    window >= 0 and abs(i - j) > window):
+            if not allowed(mask, has_mask, causal, window, b, h, i, jt + c):
                 if wide:
                     S[c, r] = ninf
                 else:
@@ -425,6 +430,20 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
         t = claim_next(counter)
 
 
+@njit(cache=True)
+def forward_one(q, k, v, no_mask, scale, out, fscratch, poison, counter):
+    """:func:`forward_serial` for one query q (D,) over keys k (Lk, D) and values v (Lk, Dv)
+    into out (Dv,), with fewer arguments to pass (the public single-query form is called in
+    loops, where each argument costs dispatch time).  ``no_mask``: the (1, 1, 1, 1)
+    broadcast mask the drivers pass when there is none.  Returns the poison total."""
+    D, Lk, Dv = q.shape[0], k.shape[0], v.shape[1]
+    lse = np.empty((1, 1, 1, 1), q.dtype)
+    return forward_serial(q.reshape((1, 1, 1, D)), k.reshape((1, 1, Lk, D)),
+                          v.reshape((1, 1, Lk, Dv)), no_mask, False, False, -1, scale, 0.0, 0,
+                          1, Lk, out.reshape((1, 1, 1, 1, Dv)), lse, out.reshape((1, 1, 1, Dv)),
+                          lse[0], fscratch, poison, counter)
+
+
 @njit(cache=True, parallel=True)
 def forward_parallel(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed, nkc, kchunk,
                      o, lse, out, out_lse, fscratch, poison, counter):
@@ -472,9 +491,7 @@ def attention_weights(q, k, lse, mask, has_mask, causal, window, scale, out):
         row = out[b, h, i]
         li = lse[b, h, i]
         for j in range(Lk):
-            allowed = (not has_mask or mask[b, h, i, j]) and (not causal or j <= i) and \
-                (window < 0 or abs(i - j) <= window)
-            if allowed and li != -np.inf:
+            if li != -np.inf and allowed(mask, has_mask, causal, window, b, h, i, j):
                 s = 0.0
                 for d in range(D):
                     s += q[b, h, i, d] * k[b, h, j, d]

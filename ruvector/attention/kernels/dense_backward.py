@@ -6,18 +6,18 @@ Recomputing P from the forward's saved ``lse``, with ``delta_i = rowsum(dO_i * O
     dQ += scale dS K_t,  dK_t += scale dS^T Q.
 
 Tasks are (batch, head, query chunk, key chunk); each query chunk owns a private dK/dV
-accumulator and each key chunk a private dQ part, which the caller sums, so no two workers
-ever write the same memory.  Layouts, masks, dropout bits, tiles and panels are those of
+accumulator and each key chunk a private dQ part (summed at the end of the call), so no two
+workers ever write the same memory.  Layouts, masks, dropout bits, tiles and panels are those of
 :mod:`.dense` (whose helpers this module uses); query tiles here have ``QB_BWD`` rows,
 fewer than the forward's, because the backward's scratch holds more tiles.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._math import FASTMATH
+from ._math import FASTMATH, dot
 from ._simd import ACCUMULATE, EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_scaled,
-                    _panel_product, _panel_width, _row_accumulate, _row_scores, _scaled_copy,
+                    _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
 
 QB_BWD = 128  # query rows per backward tile
@@ -36,6 +36,31 @@ def _grad_scores(P, G, wide, delta):
                 G[r, c] = P[r, c] * (G[r, c] - delta[r])
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _row_grads(P, G, Qs, dO, K, dQ, dk, dv, assign):
+    """The three products of a narrow tile (P, G = dS: rows x keys) in one pass over its keys
+    c, each key row read once: dv_c (=/+=) sum_r P_rc dO_r, dk_c (=/+=) sum_r G_rc Qs_r,
+    dQ_r += G_rc K_c.  With ``assign`` (the first contribution to these dk / dv rows) they
+    are written, not accumulated, so they need no zeroing first."""
+    nq, nk = P.shape
+    for c in range(nk):
+        dvc, dkc, kc = dv[c], dk[c], K[c]
+        for r in range(nq):
+            p, g = P[r, c], G[r, c]
+            if assign and r == 0:
+                for w in range(dvc.shape[0]):
+                    dvc[w] = p * dO[0, w]
+                for d in range(dkc.shape[0]):
+                    dkc[d] = g * Qs[0, d]
+            else:
+                for w in range(dvc.shape[0]):
+                    dvc[w] += p * dO[r, w]
+                for d in range(dkc.shape[0]):
+                    dkc[d] += g * Qs[r, d]
+            for d in range(kc.shape[0]):
+                dQ[r, d] += g * kc[d]
+
+
 @njit(cache=True, inline="always")
 def _zero_rows(dk, dv, r0, r1):
     """dk[r0:r1] = dv[r0:r1] = 0."""
@@ -45,13 +70,15 @@ def _zero_rows(dk, dv, r0, r1):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
+def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p, seed,
                    b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
                    cstate, first):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
     key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
-    The ``first`` query block of a chunk zeroes dk / dv rows j0:j1 first (each key tile
-    just before its first use, while it is about to be in cache anyway).
+    The ``first`` query block of a chunk writes dk / dv rows j0:j1 instead of adding to
+    them (a wide tile zeroes each key tile just before its first use, while it is about to
+    be in cache anyway; a narrow one assigns in :func:`_row_grads`).  delta_i = dO_i . O_i
+    is computed here from ``o``, the forward's output.
 
     Wide tiles (at least ROWS_MIN rows) hold P^T and dS^T (keys x queries) and run every
     product through gemm_block (unmasked ones take P^T = exp(S^T - lse) straight from the
@@ -88,7 +115,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     for r in range(nq):  # rows without any key have lse = -inf and P = exp(S - inf) = 0
         li = lse[b, h, i0 + r]
         shift[r] = li if li != -np.inf else np.inf
-        dstate[r] = delta[b, h, i0 + r]
+        dstate[r] = dot(dO[r], o[b, h, i0 + r])
     fused_ds = wide and drop_p == 0  # dS^T from the dP^T product's epilogue, over P^T
     dsbuf = pbuf if fused_ds else gbuf
     jstart, jend = _key_range(i0, i1, j0, j1, causal, window)
@@ -98,7 +125,7 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
     for jt in range(jstart, jend, KT):
         je = min(jt + KT, jend)
         nk = je - jt
-        if first:
+        if first and wide:
             _zero_rows(dk, dv, jt, je)
         masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
         if wide:  # P^T = exp(S^T - lse), in the epilogue when no entry needs a mask
@@ -112,18 +139,17 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             _mask_scores(P, wide, mask, has_mask, causal, window, b, h, i0, jt)
         if masked or not wide:
             _exp_shifted(P, wide, shift, sums)  # P = exp(S - lse)
-        pz, pzbuf = P, pbuf
-        if drop_p > 0:                  # dV uses P Z / (1 - p): the weights that met V
+        pzbuf = pbuf
+        if drop_p > 0 and wide:         # dV uses P Z / (1 - p): the weights that met V
             G[:, :] = P
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
-            pz, pzbuf = G, gbuf
+            pzbuf = gbuf
         if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T (or dS^T = P^T (dP^T - delta) over P^T)
             gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
                        shift, 0)
             _panel_product(dsbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width,
                            npan, GRAD_SOFTMAX if fused_ds else 0, dstate, 0)
         else:
-            _row_accumulate(pz, dO, dv[jt:je], True)
             _row_scores(dO, v[b, h, jt:je], G)
         if drop_p > 0:
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
@@ -135,8 +161,9 @@ def _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, scal
             gemm_block(dkf, jt * D, D, dsbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE,
                        shift, 0)
         else:
-            _row_accumulate(G, k[b, h, jt:je], dQ, False)
-            _row_accumulate(G, Qs, dk[jt:je], True)
+            if drop_p > 0:  # P is spent: it becomes the weights that met V
+                _drop(P, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
+            _row_grads(P, G, Qs, dO, k[b, h, jt:je], dQ, dk[jt:je], dv[jt:je], first)
     for r in range(nq):
         for d in range(D):
             dq[r, d] = dQ[r, d] * scale
@@ -150,7 +177,7 @@ def backward_scratch_size(D, Dv, Lq):
 
 
 @njit(cache=True)
-def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p,
+def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p,
                      seed, nqc, nkc, dq, dk, dv, fscratch, counter):
     B, H, Lq = q.shape[0], q.shape[1], q.shape[2]
     Lk, D, Dv = k.shape[2], q.shape[3], v.shape[3]
@@ -181,33 +208,50 @@ def _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window,
         for qb in range(q0, q1):
             i0 = qb * QB_BWD
             i1 = min(i0 + QB_BWD, Lq)
-            _backward_task(q, k, v, do, lse, delta, mask, has_mask, causal, window, sc, drop_p,
+            _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, sc, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
                            dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, cstate,
                            qb == q0)
         t = claim_next(counter)
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def fold_parts(parts):
+    """parts[0] += parts[1] + ... + parts[-1] (the per-chunk partials of one gradient)."""
+    first = parts[0].reshape(-1)
+    for c in range(1, parts.shape[0]):
+        part = parts[c].reshape(-1)
+        for x in range(first.shape[0]):
+            first[x] += part[x]
+
+
 @njit(cache=True, parallel=True)
-def backward_parallel(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
+def backward_parallel(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p, seed,
                       nqc, nkc, dq, dk, dv, fscratch, counter):
     """Backward over W = len(fscratch) workers.
 
     Tasks are (batch, head, query chunk, key chunk): dq (nkc, B, H, Lq, D) holds one part per
     key chunk, dk / dv (nqc, B, H, Lk, D) one partial sum per query chunk (all written,
-    so they may start uninitialised); the caller sums the parts.  counter: int64[1], the shared
-    task counter (reset here).  ``scale`` is converted to the array dtype.
+    so they may start uninitialised); the parts are then summed into dq[0], dk[0] and dv[0].
+    counter: int64[1], the shared task counter (reset here).  ``scale`` is converted to the
+    array dtype.
     """
     counter[0] = 0
     for w in prange(fscratch.shape[0]):
-        _backward_worker(w, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
+        _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, scale,
                          drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
+    fold_parts(dq)
+    fold_parts(dk)
+    fold_parts(dv)
 
 
 @njit(cache=True)
-def backward_serial(q, k, v, do, lse, delta, mask, has_mask, causal, window, scale, drop_p, seed,
+def backward_serial(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p, seed,
                     nqc, nkc, dq, dk, dv, fscratch, counter):
     """Single-threaded backward (same tasks as :func:`backward_parallel`)."""
     counter[0] = 0
-    _backward_worker(0, q, k, v, do, lse, delta, mask, has_mask, causal, window, scale,
+    _backward_worker(0, q, k, v, do, lse, o, mask, has_mask, causal, window, scale,
                      drop_p, seed, nqc, nkc, dq, dk, dv, fscratch, counter)
+    fold_parts(dq)
+    fold_parts(dk)
+    fold_parts(dv)

@@ -11,17 +11,9 @@ gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
 import numpy as np
 from numba import njit, prange
 
-from ._math import FASTMATH
+from ._math import FASTMATH, dot
 
 METRIC_CODES = {"l2": 0, "cosine": 1, "ip": 2}
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dot(a, b):
-    acc = np.float32(0)
-    for d in range(a.shape[0]):
-        acc += a[d] * b[d]
-    return acc
 
 
 # Where the logits q . x come from (see _softmax_logits).
@@ -39,7 +31,7 @@ def _softmax_logits(q, cand, dist, vectors, norms, source, scale, w):
     """
     top = -np.inf
     qscale = scale
-    qn2 = _dot(q, q)
+    qn2 = dot(q, q)
     if source == GATHER_UNIT:
         qscale = scale / np.sqrt(qn2)
     for i in range(cand.shape[0]):
@@ -47,9 +39,9 @@ def _softmax_logits(q, cand, dist, vectors, norms, source, scale, w):
         if c < 0:
             continue
         if source == GATHER:
-            s = _dot(q, vectors[c]) * qscale
+            s = dot(q, vectors[c]) * qscale
         elif source == GATHER_UNIT:
-            s = _dot(q, vectors[c]) * qscale / norms[c]
+            s = dot(q, vectors[c]) * qscale / norms[c]
         elif source == FROM_DOT_DISTANCE:
             s = (1 - dist[i]) * scale
         else:
@@ -97,7 +89,7 @@ def _select(cand, w, red, taken, lam, k, norms, vectors, out_pos):
             for i in range(C):
                 if cand[i] >= 0 and not taken[i]:
                     denom = norms[cand[i]] * norms[cand[best]]
-                    cos = _dot(vectors[cand[i]], xb) / denom if denom > 0 else 0.0
+                    cos = dot(vectors[cand[i]], xb) / denom if denom > 0 else 0.0
                     red[i] = max(red[i], cos)
 
 
@@ -127,7 +119,7 @@ def exact_distances(queries, cand, vectors, norms, metric, out):
     Q, C = cand.shape
     for qi in prange(Q):
         q = queries[qi]
-        qn = np.sqrt(_dot(q, q))
+        qn = np.sqrt(dot(q, q))
         for i in range(C):
             c = cand[qi, i]
             if c < 0:
@@ -140,6 +132,6 @@ def exact_distances(queries, cand, vectors, norms, metric, out):
                     acc += diff * diff
                 out[qi, i] = acc
             elif metric == 1:
-                out[qi, i] = 1 - _dot(q, vectors[c]) / (qn * norms[c])
+                out[qi, i] = 1 - dot(q, vectors[c]) / (qn * norms[c])
             else:
-                out[qi, i] = 1 - _dot(q, vectors[c])
+                out[qi, i] = 1 - dot(q, vectors[c])

@@ -11,16 +11,9 @@ transposed pattern), so no two threads write the same row.
 import numpy as np
 from numba import njit, prange
 
+from ._math import dot
+
 ROWS_PER_TASK = 32
-
-
-@njit(cache=True, inline="always")
-def _dot(a, b):
-    """a . b accumulated in the arrays' dtype (float32 stays SIMD-wide)."""
-    acc = a.dtype.type(0)
-    for d in range(a.shape[0]):
-        acc += a[d] * b[d]
-    return acc
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
@@ -47,7 +40,7 @@ def forward(q, k, v, indptr, indices, scale, out, lse):
             qi = q[g, i]
             top = -np.inf
             for p in range(lo, hi):
-                val = scale * _dot(qi, k[g, indices[p]])
+                val = scale * dot(qi, k[g, indices[p]])
                 s[p - lo] = val
                 top = max(top, val)
             total = 0.0
@@ -81,8 +74,8 @@ def backward(q, k, v, do, lse, delta, indptr, indices, indptr_t, rows_t, scale, 
             if lse[g, i] != -np.inf:
                 for p in range(indptr[i], indptr[i + 1]):
                     j = indices[p]
-                    pij = np.exp(scale * _dot(q[g, i], k[g, j]) - lse[g, i])
-                    ds = pij * (_dot(do[g, i], v[g, j]) - delta[g, i])
+                    pij = np.exp(scale * dot(q[g, i], k[g, j]) - lse[g, i])
+                    ds = pij * (dot(do[g, i], v[g, j]) - delta[g, i])
                     for d in range(D):
                         acc[d] += ds * k[g, j, d]
             for d in range(D):
@@ -100,8 +93,8 @@ def backward(q, k, v, do, lse, delta, indptr, indices, indptr_t, rows_t, scale, 
                 i = rows_t[p]
                 if lse[g, i] == -np.inf:
                     continue
-                pij = np.exp(scale * _dot(q[g, i], k[g, j]) - lse[g, i])
-                ds = pij * (_dot(do[g, i], v[g, j]) - delta[g, i])
+                pij = np.exp(scale * dot(q[g, i], k[g, j]) - lse[g, i])
+                ds = pij * (dot(do[g, i], v[g, j]) - delta[g, i])
                 for d in range(D):
                     ak[d] += ds * q[g, i, d]
                 for d in range(Dv):
