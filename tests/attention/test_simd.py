@@ -124,3 +124,33 @@ def test_fast_exp_accuracy_and_limits():
     tail = _exp_all(np.array([-np.inf, -1e30, -88.0, -87.0, -200.0], np.float32))
     assert (tail == 0).all()
 
+
+
+def _epilogue_exp(x, shift=0.0):
+    """exp(x_i - shift) through the micro-kernel's EXP_SHIFTED epilogue: a k = 1 product of
+    the column x (m,) with a row of 16 ones (one vector micro-tile wide); returns the
+    (m, 16) values and the 16 column sums."""
+    m, n = x.shape[0], 16
+    state = np.zeros(3 * n, np.float32)
+    state[n:2 * n] = shift
+    c = np.empty(m * n, np.float32)
+    _gemm(c, x.astype(np.float32), np.ones(n, np.float32), m, n, 1, False, EXP_SHIFTED, state)
+    return c.reshape(m, n), state[2 * n:]
+
+
+def test_vector_exp_of_the_epilogue_accuracy_limits_and_poison():
+    """The epilogue's exp (_simd._vector_exp): ~2.5e-7 relative on [-86.9, 88], arguments
+    below -87 clamped to e^-87 (never a denormal, never above e^-87), and a NaN / Inf
+    product poisons the column sums (NaN) even where its exp is finite."""
+    x = np.linspace(-86.9, 88, 20001, dtype=np.float32)
+    got, _ = _epilogue_exp(x)
+    ref = np.exp(x.astype(np.float64))[:, None]
+    assert np.max(np.abs(got - ref) / ref) < 5e-7
+    tail, sums = _epilogue_exp(np.array([-1e30, -200.0, -88.0, -87.5], np.float32))
+    low = np.float32(np.exp(-87.0))
+    assert ((tail > 0) & (tail <= low * np.float32(1.0001))).all() and np.isfinite(sums).all()
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros(7, np.float32)
+        x[5] = bad
+        _, sums = _epilogue_exp(x, shift=0.0)
+        assert np.isnan(sums).all()

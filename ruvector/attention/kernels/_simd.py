@@ -40,9 +40,19 @@ EXP_SHIFTED = 4  # mode bit: C = exp(A B - shift[j]), sums[j] += sum_i C[i, j] (
 GRAD_SOFTMAX = 8  # mode bit: C = C_old * (A B - shift[j]) (softmax backward, C_old = P)
 
 
+# 1.5 * 2^23 + 127: y + EXP_MAGIC (for |y| < 2^22) rounds y to the nearest integer k and
+# leaves k + 127, the biased exponent of 2^k, in the low mantissa bits
+EXP_MAGIC = 12583039.0
+
+
 def _vector_exp(context, builder, x, vty, width, f32):
-    """exp(x) of a vector: the polynomial of ``_math.fast_exp_f32`` for float32 (0 for
-    x <= -87, NaN included); ``llvm.exp`` (libm per lane) for float64."""
+    """exp(x) of a vector: for float32 the reduction and polynomial of
+    ``_math.fast_exp_f32`` with fewer instructions (12 instead of 16 on AVX2), meant for
+    scores of unmasked tiles: arguments are clamped at EXP_UNDERFLOW = -87 (so x <= -87
+    gives e^-87 ~ 1.6e-38, not 0, and NaN gives NaN or e^-87: callers catch NaN / Inf
+    scores through their poison sums), and k = round(x / ln 2) comes from adding EXP_MAGIC,
+    whose low bits, shifted into the exponent field, are 2^k (no float -> int conversion).
+    float64 uses ``llvm.exp`` (libm per lane)."""
     fty = vty.element
     if not f32:
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
@@ -54,20 +64,19 @@ def _vector_exp(context, builder, x, vty, width, f32):
 
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
                                          "llvm.fma.v%df32" % width)
-    floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
-                                           "llvm.floor.v%df32" % width)
-    keep = builder.fcmp_ordered(">", x, splat(float(EXP_UNDERFLOW)))
-    xc = builder.select(keep, x, splat(float(EXP_UNDERFLOW)))
-    k = builder.call(floor, [builder.call(fma, [xc, splat(1.4426950408889634), splat(0.5)])])
+    low = splat(float(EXP_UNDERFLOW))
+    xc = builder.select(builder.fcmp_ordered(">", x, low), x, low)  # one max instruction
+    t = builder.call(fma, [xc, splat(1.4426950408889634), splat(EXP_MAGIC)])
+    k = builder.fsub(t, splat(EXP_MAGIC))
     r = builder.call(fma, [k, splat(-0.693359375), xc])
     r = builder.call(fma, [k, splat(2.12194440e-4), r])
     p = splat(1.0 / 720.0)
     for coef in (1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0):
         p = builder.call(fma, [p, r, splat(coef)])
     ivty = ir.VectorType(ir.IntType(32), width)
-    bits = builder.add(builder.fptosi(k, ivty), ir.Constant(ivty, [127] * width))
-    two_k = builder.bitcast(builder.shl(bits, ir.Constant(ivty, [23] * width)), vty)
-    return builder.select(keep, builder.fmul(p, two_k), splat(0.0))
+    two_k = builder.bitcast(builder.shl(builder.bitcast(t, ivty), ir.Constant(ivty, [23] * width)),
+                            vty)
+    return builder.fmul(p, two_k)
 
 
 @intrinsic
@@ -78,7 +87,8 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
     - ACCUMULATE: C += A B instead of C = A B;
     - COLUMN_MAX: colmax = max(colmax, column maxima of A B);
     - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
-      a product is NaN/Inf: the caller's sums carry the poison);
+      a product is NaN/Inf: the caller's sums carry the poison); for scores of tiles with
+      no masked entry (exp arguments below -87 give e^-87, see :func:`_vector_exp`);
     - GRAD_SOFTMAX: C = C_old * (A B - shift), the softmax backward dS = P (dP - delta) with
       P in C and delta as the shift (not combined with the other bits).
 
@@ -165,7 +175,7 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
                                     c.dtype == types.float32)
                     builder.store(e, accs[i][j])
                     valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
-                    term = builder.fadd(e, builder.fmul(x, zero_v))
+                    term = builder.call(fma, [x, zero_v, e])  # e + x * 0: the poison
                     total = builder.fadd(total, builder.select(valid, term, zero_v))
                 builder.store(total, sum_p, align=1)
 
