@@ -221,20 +221,20 @@ def _single_query(query, key, value, scale, dtype, max_keys):
     the general path must run: another form, a conversion, a shape or size it rejects or
     runs in parallel, or a non-finite result (whose culprit it names, or whose overflow it
     recomputes in float64).  Same kernel and tiles as the general path: the same result."""
-    arrays = (query, key, value)
-    if not all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
-               for a in arrays) or (query.ndim, key.ndim, value.ndim) != (1, 2, 2):
+    nd = np.ndarray
+    if not (type(query) is nd and type(key) is nd and type(value) is nd and query.ndim == 1
+            and key.ndim == 2 and value.ndim == 2 and query.dtype.type is dtype
+            and key.dtype.type is dtype and value.dtype.type is dtype
+            and query.flags.c_contiguous and key.flags.c_contiguous
+            and value.flags.c_contiguous):
         return None
     (D,), (Lk, Dk), (Lv, Dv) = query.shape, key.shape, value.shape
     if D != Dk or Lk != Lv or not 0 < Lk <= max_keys or D == 0 or Dv == 0 or \
             Lk * (D + Dv) >= PARALLEL_MIN_WORK:
         return None
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
-    scratch, poison, counter = _workspace(dtype, 1, dense.forward_scratch_size(D, Dv, 1))
-    out = np.empty(Dv, dtype)
-    if dense.forward_one(query, key, value, _NO_MASK, scale, out, scratch, poison, counter):
-        return None
-    return out
+    out, poison = dense.forward_one(query, key, value, _NO_MASK, scale)
+    return None if poison else out
 
 
 def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, scale=None,

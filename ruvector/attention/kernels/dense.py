@@ -399,6 +399,7 @@ def task_coords(t, H, nq, nkc):
     return bh // H, bh % H, rest % nq, t % nkc
 
 
+@njit(cache=True)
 def forward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the forward: Q tile, score tile, A, m, l and the column
     state (max, shift, sums) of _simd, for tiles of min(QB_FWD, Lq) query rows."""
@@ -435,17 +436,23 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
 
 
 @njit(cache=True)
-def forward_one(q, k, v, no_mask, scale, out, fscratch, poison, counter):
-    """:func:`forward_serial` for one query q (D,) over keys k (Lk, D) and values v (Lk, Dv)
-    into out (Dv,), with fewer arguments to pass (the public single-query form is called in
-    loops, where each argument costs dispatch time).  ``no_mask``: the (1, 1, 1, 1)
-    broadcast mask the drivers pass when there is none.  Returns the poison total."""
+def forward_one(q, k, v, no_mask, scale):
+    """:func:`forward_serial` for one query q (D,) over keys k (Lk, D) and values v (Lk, Dv):
+    returns (out (Dv,), poison total).  ``no_mask``: the (1, 1, 1, 1) broadcast mask the
+    drivers pass when there is none (the same argument types as theirs: no second
+    compilation of forward_serial).  It allocates its own few hundred floats of scratch:
+    the public single-query form is called in loops, where each argument passed and each
+    allocation made in Python costs more time than the allocations here."""
     D, Lk, Dv = q.shape[0], k.shape[0], v.shape[1]
+    out = np.empty(Dv, q.dtype)
     lse = np.empty((1, 1, 1, 1), q.dtype)
-    return forward_serial(q.reshape((1, 1, 1, D)), k.reshape((1, 1, Lk, D)),
-                          v.reshape((1, 1, Lk, Dv)), no_mask, False, False, -1, scale, 0.0, 0,
-                          1, Lk, out.reshape((1, 1, 1, 1, Dv)), lse, out.reshape((1, 1, 1, Dv)),
-                          lse[0], fscratch, poison, counter)
+    scratch = np.empty((1, forward_scratch_size(D, Dv, 1)), q.dtype)
+    poison = np.empty(1, q.dtype)
+    total = forward_serial(q.reshape((1, 1, 1, D)), k.reshape((1, 1, Lk, D)),
+                           v.reshape((1, 1, Lk, Dv)), no_mask, False, False, -1, scale, 0.0, 0,
+                           1, Lk, out.reshape((1, 1, 1, 1, Dv)), lse, out.reshape((1, 1, 1, Dv)),
+                           lse[0], scratch, poison, np.empty(1, np.int64))
+    return out, total
 
 
 @njit(cache=True, parallel=True)
