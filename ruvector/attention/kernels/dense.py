@@ -104,17 +104,19 @@ def _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt):
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _poison(a):
-    """sum of a * 0 over a 2-D tile: 0 when every entry is finite, NaN otherwise.
+    """sum of a * 0 over a C-contiguous 2-D tile: 0 when every entry is finite, NaN otherwise.
 
     Applied to each raw score tile S = Q K^T (before masking): a NaN/Inf in a query or key
     entry makes its scores non-finite, so the inputs are validated without another pass over
     memory.  (A NaN/Inf value entry reaches the output through P V, even where P = 0.)
     The fast-math flags used here keep NaN semantics, so ``x * 0`` is not folded to 0.
+    One flat loop: summed row by row, every row's SIMD partial sums would be reduced into
+    one scalar chain (18 -> ~2 us for a 256 x 132 tile).
     """
+    flat = a.reshape(-1)
     acc = a.dtype.type(0)
-    for r in range(a.shape[0]):
-        for c in range(a.shape[1]):
-            acc += a[r, c] * a.dtype.type(0)
+    for i in range(flat.shape[0]):
+        acc += flat[i] * a.dtype.type(0)
     return acc
 
 
@@ -228,30 +230,37 @@ def _exp_shifted(S, wide, shift, sums):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _online_softmax_step(S, wide, m, l, A, cmax, max_done):
+def _online_softmax_step(S, wide, m, l, A, cmax, alpha, max_done):
     """One key tile of the streaming softmax (layout as in _mask_scores; a wide tile's
     accumulator is A^T, (Dv, queries)):
     m' = max(m, max_c S), S <- exp(S - m'), l <- l e^(m - m') + sum_c S, A <- A e^(m - m').
-    Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0.  With ``max_done``
-    cmax already holds m' (fused into the score product)."""
+    Rows with no allowed key so far keep m = -inf, l = 0 and get S = 0; their A is still 0,
+    so a tile whose rescaled rows all had m = -inf (a task's first tile) skips the rescale.
+    With ``max_done`` cmax already holds m' (fused into the score product).  ``alpha``:
+    scratch for the rows' factors e^(m - m'), applied to A^T in one contiguous pass."""
     nq = S.shape[1] if wide else S.shape[0]
     if not max_done:
         cmax[:nq] = m[:nq]
         _max_into(S, wide, cmax)
+    rescale = False
     for r in range(nq):
         new = cmax[r]
         shift = new if new != -np.inf else 0  # exp(-inf - 0) = 0 for empty rows
-        alpha = np.exp(m[r] - shift)          # 0 when m = -inf
+        a = fexp(m[r] - shift)                 # 0 when m = -inf
+        rescale = rescale or (a != 1 and m[r] != -np.inf)
+        alpha[r] = a
         cmax[r] = shift
-        l[r] *= alpha
+        l[r] *= a
         m[r] = new
-        if alpha != 1:
-            if wide:
-                for d in range(A.shape[0]):
-                    A[d, r] *= alpha
-            else:
+    if rescale:
+        if wide:
+            for d in range(A.shape[0]):
+                for r in range(nq):
+                    A[d, r] *= alpha[r]
+        else:
+            for r in range(nq):
                 for d in range(A.shape[1]):
-                    A[r, d] *= alpha
+                    A[r, d] *= alpha[r]
     _exp_shifted(S, wide, cmax, l)
 
 
@@ -367,7 +376,7 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
                 if masked:
                     _mask_scores(tiles[p], wide, mask, has_mask, causal, window, b, h, i0 + r0, jt)
                 _online_softmax_step(tiles[p], wide, m[r0:r1], l[r0:r1], acc[p], cmax[r0:r1],
-                                     wide and not masked)
+                                     shift[r0:r1], wide and not masked)
             if drop_p > 0:
                 _drop(tiles[p], wide, seed, b, h, i0 + r0, jt, H, Lq, Lk, drop_p)
         ready = ready or (wide and not masked)
