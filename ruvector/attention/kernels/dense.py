@@ -313,8 +313,9 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     divide evenly): each panel of (scale Q)^T, S^T and A^T is a contiguous block, so the
     products stream through contiguous memory instead of rows a whole tile apart (which
     map to a few L1 sets).  Smaller tiles run row by row.
-    Returns the poison sum of the score tiles and of the outputs: 0, or NaN when a score,
-    an output or a log-sum-exp is not finite (a NaN/Inf input, or an overflow).
+    Returns the poison sum of the score tiles, the accumulators A and the log-sum-exps: 0,
+    or NaN when one of them is not finite (a NaN/Inf input, or an overflow; the outputs
+    A / l are then finite too).
     """
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
@@ -386,12 +387,15 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
         else:
             _row_accumulate(tiles[0], v[b, h, jt:je], acc[0], False)
     zero = poison * 0
+    # NaN/Inf in A (a value entry, reached even through P = 0, or an overflow): checked in
+    # one flat pass over A, not row by row in the copy below (one scalar chain)
+    poison += _poison(abuf[:nq * Dv])
     for r in range(nq):
         if l[r] > 0:
             inv = 1.0 / l[r]
+            p, rr = r // width, r % width
             for c in range(Dv):
-                out_o[r, c] = (acc[r // width, c, r % width] if wide else acc[0, r, c]) * inv
-                poison += out_o[r, c] * zero
+                out_o[r, c] = (acc[p, c, rr] if wide else acc[0, r, c]) * inv
             out_lse[r] = m[r] + np.log(l[r])
             poison += out_lse[r] * zero
         else:
