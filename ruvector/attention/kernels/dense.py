@@ -89,9 +89,20 @@ def allowed(mask, has_mask, causal, window, b, h, i, j):
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _mask_scores(S, wide, mask, has_mask, causal, window, b, h, i0, jt):
     """Set disallowed entries of a score tile to -inf.  A wide tile is transposed (keys x
-    queries: S[c, r]), a narrow one is S[r, c], for query i0 + r and key jt + c."""
+    queries: S[c, r]), a narrow one is S[r, c], for query i0 + r and key jt + c.  Causal
+    alone (no mask, no band) fills the disallowed runs directly: key jt + c is hidden from
+    the queries before it, a prefix of row c of a wide tile (a suffix of a narrow row)."""
     nq, nk = (S.shape[1], S.shape[0]) if wide else S.shape
     ninf = -np.inf
+    if causal and not has_mask and window < 0:
+        for c in range(nk):
+            hidden = min(max(jt + c - i0, 0), nq)  # rows r < jt + c - i0 may not see key c
+            if wide:
+                S[c, :hidden] = ninf
+            else:
+                for r in range(hidden):
+                    S[r, c] = ninf
+        return
     for r in range(nq):
         i = i0 + r
         for c in range(nk):
@@ -438,6 +449,8 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
     t = claim_next(counter)
     while t < ntasks:
         b, h, qb, kc = task_coords(t, H, nqb, nkc)
+        if causal:  # the last query tiles see the most keys: hand them out first
+            qb = nqb - 1 - qb
         i0 = qb * QB_FWD
         i1 = min(i0 + QB_FWD, Lq)
         j0 = kc * kchunk

@@ -176,6 +176,18 @@ def backward_scratch_size(D, Dv, Lq):
     return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
 
 
+@njit(cache=True, inline="always")
+def _chunk_blocks(qc, nqc, nqb, causal):
+    """Query blocks [q0, q1) of query chunk qc of nqc: equal counts, or for causal attention
+    (block i sees about i key tiles, so the first c blocks hold ~c^2 of the work) the
+    boundaries nqb sqrt(c / nqc), which give every chunk about the same work."""
+    if not causal:
+        per = (nqb + nqc - 1) // nqc
+        return min(qc * per, nqb), min((qc + 1) * per, nqb)
+    return (int(np.floor(nqb * np.sqrt(qc / nqc) + 0.5)),
+            int(np.floor(nqb * np.sqrt((qc + 1) / nqc) + 0.5)))
+
+
 @njit(cache=True)
 def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p,
                      seed, nqc, nkc, dq, dk, dv, fscratch, counter):
@@ -194,7 +206,6 @@ def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, sca
                                                buf[n3:n4], buf[n4:n5])
     cstate = buf[n5:n5 + 3 * qr]
     nqb = (Lq + QB_BWD - 1) // QB_BWD
-    per = (nqb + nqc - 1) // nqc
     kchunk = (Lk + nkc - 1) // nkc
     ntasks = B * H * nqc * nkc
     t = claim_next(counter)
@@ -202,7 +213,7 @@ def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, sca
         b, h, qc, kc = task_coords(t, H, nqc, nkc)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
-        q0, q1 = qc * per, min((qc + 1) * per, nqb)
+        q0, q1 = _chunk_blocks(qc, nqc, nqb, causal)
         if q0 >= q1:  # a chunk without query blocks contributes zeros
             _zero_rows(dk[qc, b, h], dv[qc, b, h], j0, j1)
         for qb in range(q0, q1):
