@@ -49,14 +49,17 @@ def test_sdpa_backward_wide_query_tiles(rng, masked, causal, dropout):
     _sdpa_case(rng, (1, 20, 5), (1, 23, 5), 3, mask=mask, causal=causal, dropout=dropout)
 
 
-@pytest.mark.parametrize("Lq, causal, parallel", [(150, True, True), (133, False, False),
-                                                   (133, True, True), (1, False, True),
-                                                   (384, True, True)])
+QB = F.dense_backward.QB_BWD  # query rows per backward tile
+
+
+@pytest.mark.parametrize("Lq, causal, parallel", [(QB + 22, True, True), (QB + 5, False, False),
+                                                   (QB + 5, True, True), (1, False, True),
+                                                   (3 * QB, True, True)])
 def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch, Lq, causal,
                                                          parallel):
     """Several query blocks and key tiles; the parallel path splits queries into chunks, and
-    a single query's keys.  133 rows end in a narrow block that adds to dK / dV (the block
-    before it wrote them).  Causal 384 rows: three query blocks in three chunks cut at
+    a single query's keys.  QB + 5 rows end in a narrow block that adds to dK / dV (the block
+    before it wrote them).  Causal 3 QB rows: three query blocks in three chunks cut at
     sqrt-spaced boundaries (blocks [0, 2), none, [2, 3): an empty chunk contributes zeros)."""
     monkeypatch.setattr(F, "PARALLEL_MIN_WORK_BACKWARD", 0 if parallel else 1 << 62)
     monkeypatch.setattr(F, "num_workers", lambda: 3)
