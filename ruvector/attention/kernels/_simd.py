@@ -38,6 +38,7 @@ ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
 COLUMN_MAX = 2  # mode bit: also colmax[j] = max(colmax[j], max_i (A B)[i, j])
 EXP_SHIFTED = 4  # mode bit: C = exp(A B - shift[j]), sums[j] += sum_i C[i, j] (+ NaN poison)
 GRAD_SOFTMAX = 8  # mode bit: C = C_old * (A B - shift[j]) (softmax backward, C_old = P)
+EXP_NO_SUMS = 16  # with EXP_SHIFTED: no column sums (and no poison through them)
 
 
 # 1.5 * 2^23 + 127: y + EXP_MAGIC (for |y| < 2^22) rounds y to the nearest integer k and
@@ -89,6 +90,7 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
     - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
       a product is NaN/Inf: the caller's sums carry the poison); for scores of tiles with
       no masked entry (exp arguments below -87 give e^-87, see :func:`_vector_exp`);
+    - EXP_NO_SUMS (with EXP_SHIFTED): the exponentials only, ``sums`` left alone;
     - GRAD_SOFTMAX: C = C_old * (A B - shift), the softmax backward dS = P (dP - delta) with
       P in C and delta as the shift (not combined with the other bits).
 
@@ -163,21 +165,26 @@ def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim
                     x = builder.load(accs[i][j])
                     top = builder.select(builder.fcmp_ordered(">", x, top), x, top)
                 builder.store(top, p, align=1)
+        do_sums = builder.icmp_signed(
+            "==", builder.and_(mode_v, ir.Constant(ity, EXP_NO_SUMS)), ir.Constant(ity, 0))
         with builder.if_then(do_exp):
             for j in range(NVEC):
                 col = builder.add(cm_off_v, ir.Constant(ity, j * width))
                 shift = builder.load(vec_ptr(cm_ptr, builder.add(col, cs_len_v)), align=1)
-                sum_p = vec_ptr(cm_ptr, builder.add(col, builder.add(cs_len_v, cs_len_v)))
-                total = builder.load(sum_p, align=1)
+                xs, es = [], []
                 for i in range(MR):
-                    x = builder.load(accs[i][j])
-                    e = _vector_exp(context, builder, builder.fsub(x, shift), vty, width,
-                                    c.dtype == types.float32)
-                    builder.store(e, accs[i][j])
-                    valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
-                    term = builder.call(fma, [x, zero_v, e])  # e + x * 0: the poison
-                    total = builder.fadd(total, builder.select(valid, term, zero_v))
-                builder.store(total, sum_p, align=1)
+                    xs.append(builder.load(accs[i][j]))
+                    es.append(_vector_exp(context, builder, builder.fsub(xs[i], shift), vty,
+                                          width, c.dtype == types.float32))
+                    builder.store(es[i], accs[i][j])
+                with builder.if_then(do_sums):
+                    sum_p = vec_ptr(cm_ptr, builder.add(col, builder.add(cs_len_v, cs_len_v)))
+                    total = builder.load(sum_p, align=1)
+                    for i in range(MR):
+                        valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
+                        term = builder.call(fma, [xs[i], zero_v, es[i]])  # e + x * 0: poison
+                        total = builder.fadd(total, builder.select(valid, term, zero_v))
+                    builder.store(total, sum_p, align=1)
 
         def store_rows(combine):
             """C rows < mr: C = combine(A B, C_old, column vector j)."""
@@ -226,7 +233,8 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
     micro-tiles of MR x NR run in :func:`mk_block`, leftover columns in plain loops.
     ``mode``: 0 (C = A B) or ACCUMULATE (C += A B), plus the column-state bits of
     :func:`mk_block` (COLUMN_MAX, EXP_SHIFTED) on ``cs`` = [colmax | shift | sums], segments
-    of ``cs_len`` >= n entries (unused without those bits), or GRAD_SOFTMAX alone
+    of ``cs_len`` >= n entries (unused without those bits; EXP_NO_SUMS drops the sums), or
+    GRAD_SOFTMAX alone
     (C = C (A B - shift), reading only the shift segment).
     """
     accumulate = mode & ACCUMULATE
@@ -251,7 +259,8 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
                     cs[j] = s
                 if mode & EXP_SHIFTED:
                     e = fexp(s - cs[cs_len + j])
-                    cs[2 * cs_len + j] += e + s * 0
+                    if not mode & EXP_NO_SUMS:
+                        cs[2 * cs_len + j] += e + s * 0
                     s = e
                 C[idx] = s
 

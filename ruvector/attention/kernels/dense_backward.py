@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, dot
-from ._simd import ACCUMULATE, EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block
+from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_scaled,
                     _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
@@ -135,7 +135,7 @@ def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, d
         if wide:  # P^T = exp(S^T - lse), in the epilogue when no entry needs a mask
             P, G = _tile(pbuf, nk, nq), _tile(gbuf, nk, nq)
             _panel_product(pbuf, width, nq, kf, kb0 + jt * D, D, 1, qtbuf, nk, D, width, npan,
-                           0 if masked else EXP_SHIFTED, cstate, qr)
+                           0 if masked else EXP_SHIFTED | EXP_NO_SUMS, cstate, qr)
         else:
             P, G = _tile(pbuf, nq, nk), _tile(gbuf, nq, nk)
             _row_scores(Qs, k[b, h, jt:je], P)
