@@ -234,8 +234,7 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
     ``mode``: 0 (C = A B) or ACCUMULATE (C += A B), plus the column-state bits of
     :func:`mk_block` (COLUMN_MAX, EXP_SHIFTED) on ``cs`` = [colmax | shift | sums], segments
     of ``cs_len`` >= n entries (unused without those bits; EXP_NO_SUMS drops the sums), or
-    GRAD_SOFTMAX alone
-    (C = C (A B - shift), reading only the shift segment).
+    GRAD_SOFTMAX alone (C = C (A B - shift), reading only the shift segment).
     """
     accumulate = mode & ACCUMULATE
     nr = simd_lanes(C)
