@@ -68,10 +68,10 @@ class AttentionContext:
     seed: int
 
 
-def _plan(B, H, Lq, Lk, D, Dv, min_work=PARALLEL_MIN_WORK):
+def _plan(B, H, Lq, Lk, D, Dv, min_work=None):
     """(parallel?, workers) for a problem size; problems under ``min_work`` multiply-adds
-    run serially."""
-    if B * H * Lq * Lk * (D + Dv) < min_work:
+    (default: PARALLEL_MIN_WORK, read at call time) run serially."""
+    if B * H * Lq * Lk * (D + Dv) < (PARALLEL_MIN_WORK if min_work is None else min_work):
         return False, 1
     W = num_workers()
     return W > 1, W
