@@ -27,6 +27,19 @@ def reference_attention(q, k, v, mask=None, causal=False, scale=None):
     return p @ v, p
 
 
+def dense_reference_grads(q, k, v, mask, g, causal=False):
+    """Gradients (dQ, dK, dV) of sum(out * g) for dense masked attention, by the closed form
+    in float64: dV = P^T g, dS = P (g V^T - rowsum(g V^T P)), dQ = scale dS K,
+    dK = scale dS^T Q."""
+    q, k, v, g = (np.asarray(a, dtype=np.float64) for a in (q, k, v, g))
+    out, p = reference_attention(q, k, v, mask=mask, causal=causal)
+    scale = 1 / np.sqrt(q.shape[-1])
+    dv = np.swapaxes(p, -1, -2) @ g
+    dp = g @ np.swapaxes(v, -1, -2)
+    ds = p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+    return scale * ds @ k, scale * np.swapaxes(ds, -1, -2) @ q, dv
+
+
 def fd_entry(f, x, i, eps=1e-6):
     """Central difference of scalar f with respect to flat entry i of x (restored after)."""
     flat = x.reshape(-1)

@@ -4,7 +4,7 @@ import pytest
 
 import ruvector.attention.functional as F
 from ruvector import MultiHeadAttention, ScaledDotProductAttention
-from tests.conftest import fd_entry, finite_difference, rel_error
+from tests.conftest import dense_reference_grads, fd_entry, finite_difference, rel_error
 
 
 def _sdpa_case(rng, shape_q, shape_k, dv, mask=None, causal=False, dropout=0.0):
@@ -59,8 +59,8 @@ def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch, Lq, c
                                                          parallel):
     """Several query blocks and key tiles; the parallel path splits queries into chunks, and
     a single query's keys.  QB + 5 rows end in a narrow block that adds to dK / dV (the block
-    before it wrote them).  Causal 3 QB rows: three query blocks in three chunks cut at
-    sqrt-spaced boundaries (blocks [0, 2), none, [2, 3): an empty chunk contributes zeros)."""
+    before it wrote them).  Causal 3 QB rows: three chunks cut at sqrt-spaced row boundaries,
+    [0, 336), [336, 480), [480, 576), the first in two blocks (192 and 144 rows)."""
     monkeypatch.setattr(F, "PARALLEL_MIN_WORK_BACKWARD", 0 if parallel else 1 << 62)
     monkeypatch.setattr(F, "num_workers", lambda: 3)
     q = rng.standard_normal((1, 1, Lq, 3))
@@ -79,22 +79,45 @@ def test_sdpa_backward_multiple_tiles_and_parallel_split(rng, monkeypatch, Lq, c
         assert rel_error(g.reshape(-1)[idx], fd) < 1e-3
 
 
-@pytest.mark.parametrize("masked", [False, True])
-def test_sdpa_backward_float32_wide_tiles_match_float64(rng, masked):
-    """float32 wide tiles in several query panels and key tiles (unmasked ones take P from
-    the product's exp epilogue) against the float64 backward checked above."""
-    q = rng.standard_normal((1, 2, 48, 16))
-    k = rng.standard_normal((1, 2, 300, 16))
-    v = rng.standard_normal((1, 2, 300, 8))
-    mask = rng.random((1, 2, 48, 300)) > 0.2 if masked else None
-    g = rng.standard_normal((1, 2, 48, 8))
-    grads = {}
-    for dt in (np.float32, np.float64):
-        _, ctx, _ = F.attention_forward(*(a.astype(dt) for a in (q, k, v)), mask)
-        grads[dt] = F.attention_backward(ctx, g.astype(dt))
-    for got, ref in zip(grads[np.float32], grads[np.float64]):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5)
+def test_backward_query_chunks_cover_rows_evenly():
+    """Chunks of query rows: contiguous, never empty, aligned, and of equal work (rows, or
+    for causal attention the triangle's area) within one alignment step."""
+    align = F.dense_backward.CHUNK_ALIGN
+    for causal in (False, True):
+        for Lq in list(range(1, 700, 7)) + [4096, 4097, 10000]:
+            for nqc in range(1, min(8, -(-Lq // QB)) + 1):
+                bounds = [F.dense_backward.chunk_rows(c, nqc, Lq, causal) for c in range(nqc)]
+                assert bounds[0][0] == 0 and bounds[-1][1] == Lq
+                for (r0, r1), (s0, _) in zip(bounds, bounds[1:]):
+                    assert r1 == s0 and r1 % align == 0
+                for r0, r1 in bounds:
+                    assert r0 < r1
+                    work = (r1 ** 2 - r0 ** 2) if causal else r1 - r0
+                    fair = (Lq ** 2 if causal else Lq) / nqc
+                    slack = 2 * align * Lq if causal else align
+                    assert abs(work - fair) <= slack
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked, causal", [(False, False), (True, False), (False, True)])
+def test_sdpa_backward_wide_tiles_match_closed_form(rng, monkeypatch, dtype, masked, causal):
+    """Wide tiles in several query panels, column panels (D = 32, Dv = 48: the packed dO,
+    K_t and scale Q of the dV, dQ and dK products) and key tiles (unmasked ones take P from
+    the product's exp epilogue), split into query chunks, against the closed-form gradients
+    in float64 (whose formula the finite-difference tests above pin down)."""
+    monkeypatch.setattr(F, "PARALLEL_MIN_WORK_BACKWARD", 0)
+    monkeypatch.setattr(F, "num_workers", lambda: 3)
+    q = rng.standard_normal((1, 2, 240, 32))
+    k = rng.standard_normal((1, 2, 300, 32))
+    v = rng.standard_normal((1, 2, 300, 48))
+    mask = rng.random((1, 2, 240, 300)) > 0.2 if masked else None
+    g = rng.standard_normal((1, 2, 240, 48))
+    _, ctx, _ = F.attention_forward(*(a.astype(dtype) for a in (q, k, v)), mask, causal=causal)
+    got = F.attention_backward(ctx, g.astype(dtype))
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for x, ref in zip(got, dense_reference_grads(q, k, v, mask, g, causal=causal)):
+        assert x.dtype == dtype
+        assert rel_error(x, ref) < tol
 
 
 def test_sdpa_backward_with_dropout(rng):

@@ -6,17 +6,7 @@ import pytest
 from ruvector import DimensionMismatch, InvalidConfig, InvalidInput
 from ruvector.attention.sparse import (BlockSparseMask, COOMask, DenseMask, SparseAttention,
                                        StridedMask, WindowedMask)
-from tests.conftest import finite_difference, reference_attention
-
-
-def dense_reference_grads(q, k, v, mask, g):
-    """Gradients of sum(out * g) for dense masked attention, by the closed form in float64."""
-    out, p = reference_attention(q, k, v, mask=mask)
-    scale = 1 / np.sqrt(q.shape[-1])
-    dv = np.swapaxes(p, -1, -2) @ g
-    dp = g @ np.swapaxes(v, -1, -2)
-    ds = p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
-    return scale * ds @ k, scale * np.swapaxes(ds, -1, -2) @ q, dv
+from tests.conftest import dense_reference_grads, finite_difference, reference_attention
 
 
 def test_masks_match_their_definitions():

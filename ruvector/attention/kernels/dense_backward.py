@@ -15,9 +15,9 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, dot
-from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block
-from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_scaled,
-                    _panel_product, _panel_width, _row_scores, _scaled_copy,
+from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, claim_next
+from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_columns,
+                    _pack_scaled, _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
 
 # query rows per backward tile: a multiple of the micro-kernel's 6 rows (the dQ product's
@@ -75,8 +75,8 @@ def _zero_rows(dk, dv, r0, r1):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, drop_p, seed,
-                   b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf,
-                   cstate, first):
+                   b, h, i0, i1, j0, j1, dq, dk, dv, qtbuf, qsbuf, dotbuf, dobuf, kpbuf, pbuf,
+                   gbuf, dqbuf, cstate, first):
     """Gradient contributions of query rows i0:i1 and keys j0:j1 of (b, h): writes dq (this
     key range's part), adds into dk / dv (this query chunk's (Lk, D) / (Lk, Dv) sums).
     The ``first`` query block of a chunk writes dk / dv rows j0:j1 instead of adding to
@@ -93,25 +93,30 @@ def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, d
     product reads as its shift (passing a segment length of 0).  As in the forward, the
     queries of a wide tile are cut into panels one micro-tile wide where they divide evenly:
     (scale Q)^T and dO^T, the B operands of the P^T and dP^T products, are packed in panels
-    (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).
+    (P^T and dS^T themselves stay row-major: the dV and dK products read their rows).  The
+    B operands of the dV, dQ and dK products, dO, K_t and scale Q, are packed in panels of
+    columns (:func:`_pack_columns`; K_t once per key tile).
     """
     H, Lq, Lk = q.shape[1], q.shape[2], k.shape[2]
     D, Dv = q.shape[3], v.shape[3]
-    kf, vf, dof = k.reshape(-1), v.reshape(-1), do.reshape(-1)
+    kf, vf = k.reshape(-1), v.reshape(-1)
     dkf, dvf = dk.reshape(-1), dv.reshape(-1)
     kb0 = (b * H + h) * Lk * D
     vb0 = (b * H + h) * Lk * Dv
-    ob = ((b * H + h) * Lq + i0) * Dv   # dO rows i0:i1 in dof
     nq = i1 - i0
     wide = nq >= ROWS_MIN
     Qs = _tile(qsbuf, nq, D)
-    _scaled_copy(q[b, h, i0:i1], scale, Qs)
     dO = do[b, h, i0:i1]
     width = _panel_width(qtbuf, nq, wide)
     npan = nq // width
+    wd, wv = _panel_width(qtbuf, D, wide), _panel_width(qtbuf, Dv, wide)  # column panels
     if wide:
         _pack_scaled(q[b, h, i0:i1], scale, qtbuf, width)
         _pack_scaled(dO, do.dtype.type(1), dotbuf, width)
+        _pack_columns(q[b, h, i0:i1], scale, qsbuf, wd)
+        _pack_columns(dO, do.dtype.type(1), dobuf, wv)
+    else:
+        _scaled_copy(q[b, h, i0:i1], scale, Qs)
     dQ = _tile(dqbuf, nq, D)
     dQ[:, :] = 0
     qr = cstate.shape[0] // 3
@@ -149,8 +154,8 @@ def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, d
             _drop(G, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
             pzbuf = gbuf
         if wide:   # dV_t += P^T dO;  dP^T = V_t dO^T (or dS^T = P^T (dP^T - delta) over P^T)
-            gemm_block(dvf, jt * Dv, Dv, pzbuf, 0, nq, 1, dof, ob, Dv, nk, Dv, nq, ACCUMULATE,
-                       shift, 0)
+            _panel_product(dvf[jt * Dv:], wv, Dv, pzbuf, 0, nq, 1, dobuf, nk, nq, wv, Dv // wv,
+                           ACCUMULATE, shift, 0)
             _panel_product(dsbuf, width, nq, vf, vb0 + jt * Dv, Dv, 1, dotbuf, nk, Dv, width,
                            npan, GRAD_SOFTMAX if fused_ds else 0, dstate, 0)
         else:
@@ -160,10 +165,11 @@ def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, d
         if not fused_ds:
             _grad_scores(P, G, wide, dstate)
         if wide:   # dQ += dS K_t;  dK_t += dS^T (scale Q)
-            gemm_block(dqbuf, 0, D, dsbuf, 0, 1, nq, kf, kb0 + jt * D, D, nq, D, nk, ACCUMULATE,
-                       shift, 0)
-            gemm_block(dkf, jt * D, D, dsbuf, 0, nq, 1, qsbuf, 0, D, nk, D, nq, ACCUMULATE,
-                       shift, 0)
+            _pack_columns(k[b, h, jt:je], k.dtype.type(1), kpbuf, wd)
+            _panel_product(dqbuf, wd, D, dsbuf, 0, 1, nq, kpbuf, nq, nk, wd, D // wd,
+                           ACCUMULATE, shift, 0)
+            _panel_product(dkf[jt * D:], wd, D, dsbuf, 0, nq, 1, qsbuf, nk, nq, wd, D // wd,
+                           ACCUMULATE, shift, 0)
         else:
             if drop_p > 0:  # P is spent: it becomes the weights that met V
                 _drop(P, wide, seed, b, h, i0, jt, H, Lq, Lk, drop_p)
@@ -174,22 +180,36 @@ def _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, scale, d
 
 
 def backward_scratch_size(D, Dv, Lq):
-    """float scratch per worker for the backward: Q^T, Q, dO^T, P, dP/dS, dQ and the column
-    state (delta, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
+    """float scratch per worker for the backward: Q^T, Q, dO^T, dO, K_t, P, dP/dS, dQ and the
+    column state (delta, shift, sums) of _simd (for tiles of min(QB_BWD, Lq) query rows)."""
     qr = min(QB_BWD, Lq)
-    return 3 * qr * D + qr * Dv + 2 * KT * qr + 3 * qr
+    return 3 * qr * D + 2 * qr * Dv + KT * D + 2 * KT * qr + 3 * qr
+
+
+# query chunk boundaries fall on multiples of the micro-kernel's 6 rows and 16 columns
+CHUNK_ALIGN = 48
 
 
 @njit(cache=True, inline="always")
-def _chunk_blocks(qc, nqc, nqb, causal):
-    """Query blocks [q0, q1) of query chunk qc of nqc: equal counts, or for causal attention
-    (block i sees about i key tiles, so the first c blocks hold ~c^2 of the work) the
-    boundaries nqb sqrt(c / nqc), which give every chunk about the same work."""
-    if not causal:
-        per = (nqb + nqc - 1) // nqc
-        return min(qc * per, nqb), min((qc + 1) * per, nqb)
-    return (int(np.floor(nqb * np.sqrt(qc / nqc) + 0.5)),
-            int(np.floor(nqb * np.sqrt((qc + 1) / nqc) + 0.5)))
+def _chunk_start(c, nqc, Lq, causal):
+    """First query row of chunk c of nqc (Lq for c = nqc); see :func:`chunk_rows`."""
+    if c >= nqc:
+        return Lq
+    x = Lq * np.sqrt(c / nqc) if causal else Lq * c / nqc
+    return min(Lq, int(np.floor(x / CHUNK_ALIGN + 0.5)) * CHUNK_ALIGN)
+
+
+@njit(cache=True)
+def chunk_rows(qc, nqc, Lq, causal):
+    """Query rows [r0, r1) of query chunk qc of nqc: boundaries Lq c / nqc, or for causal
+    attention (row i sees about i keys, so the first r rows hold ~r^2 of the work)
+    Lq sqrt(c / nqc), which give every chunk about the same work; each rounded to the
+    nearest multiple of CHUNK_ALIGN (the last ends at Lq).  Chunks are cut in rows, not in
+    whole query tiles, so that two chunks of L = 4096 get 2064 and 2032 rows, not 2112 and
+    1984.  With nqc <= ceil(Lq / QB_BWD) (as the caller picks it) every gap before rounding
+    is at least CHUNK_ALIGN (Lq / nqc >= 96; causal: the last, Lq (1 - sqrt(1 - 1 / nqc)) >=
+    Lq / (2 nqc) >= 48), so no chunk is empty."""
+    return _chunk_start(qc, nqc, Lq, causal), _chunk_start(qc + 1, nqc, Lq, causal)
 
 
 @njit(cache=True)
@@ -206,10 +226,12 @@ def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, sca
     n3 = n2 + KT * qr
     n4 = n3 + KT * qr
     n5 = n4 + qr * D
+    n6 = n5 + qr * Dv
+    n7 = n6 + KT * D
     qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf = (buf[:n0], buf[n0:n1], buf[n1:n2], buf[n2:n3],
                                                buf[n3:n4], buf[n4:n5])
-    cstate = buf[n5:n5 + 3 * qr]
-    nqb = (Lq + QB_BWD - 1) // QB_BWD
+    dobuf, kpbuf = buf[n5:n6], buf[n6:n7]
+    cstate = buf[n7:n7 + 3 * qr]
     kchunk = (Lk + nkc - 1) // nkc
     ntasks = B * H * nqc * nkc
     t = claim_next(counter)
@@ -217,16 +239,13 @@ def _backward_worker(w, q, k, v, do, lse, o, mask, has_mask, causal, window, sca
         b, h, qc, kc = task_coords(t, H, nqc, nkc)
         j0 = kc * kchunk
         j1 = min(j0 + kchunk, Lk)
-        q0, q1 = _chunk_blocks(qc, nqc, nqb, causal)
-        if q0 >= q1:  # a chunk without query blocks contributes zeros
-            _zero_rows(dk[qc, b, h], dv[qc, b, h], j0, j1)
-        for qb in range(q0, q1):
-            i0 = qb * QB_BWD
-            i1 = min(i0 + QB_BWD, Lq)
+        r0, r1 = chunk_rows(qc, nqc, Lq, causal)
+        for i0 in range(r0, r1, QB_BWD):
+            i1 = min(i0 + QB_BWD, r1)
             _backward_task(q, k, v, do, lse, o, mask, has_mask, causal, window, sc, drop_p,
                            seed, b, h, i0, i1, j0, j1, dq[kc, b, h, i0:i1], dk[qc, b, h],
-                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, pbuf, gbuf, dqbuf, cstate,
-                           qb == q0)
+                           dv[qc, b, h], qtbuf, qsbuf, dotbuf, dobuf, kpbuf, pbuf, gbuf,
+                           dqbuf, cstate, i0 == r0)
         t = claim_next(counter)
 
 
