@@ -14,7 +14,7 @@ from .. import MultiHeadAttention
 from ..attention.functional import attention_backward, attention_forward, \
     scaled_dot_product_attention
 from .._malloc import tune_malloc
-from .timing import median_seconds, timing_entry
+from .timing import interleaved_medians, timing_entry
 from .torch_baselines import measure_in_subprocess
 
 MHA = (512, 8, 512)  # d_model, heads, L
@@ -29,29 +29,29 @@ SHAPES = {  # name: (B, H, Lq, Lk, D)
 
 
 def bench_sdpa(shape, rng, budget):
-    """(forward, backward) seconds for one shape."""
+    """(forward, backward) seconds for one shape, measured in alternation (the ratio of the
+    two is then not skewed by a change in the machine's load between them)."""
     B, H, Lq, Lk, D = shape
     q = rng.standard_normal((B, H, Lq, D), dtype=np.float32)
     k = rng.standard_normal((B, H, Lk, D), dtype=np.float32)
     v = rng.standard_normal((B, H, Lk, D), dtype=np.float32)
     squeeze = (B, H, Lq) == (1, 1, 1)  # the single-query case goes through the (D,) form
     args = (q[0, 0, 0], k[0, 0], v[0, 0]) if squeeze else (q, k, v)
-    fwd = median_seconds(lambda: scaled_dot_product_attention(*args), budget=budget)
     out, ctx, _ = attention_forward(q, k, v)
     grad = rng.standard_normal(out.shape, dtype=np.float32)
-    bwd = median_seconds(lambda: attention_backward(ctx, grad), budget=budget)
-    return fwd, bwd
+    return interleaved_medians([lambda: scaled_dot_product_attention(*args),
+                                lambda: attention_backward(ctx, grad)], budget=2 * budget)
 
 
 def bench_mha(rng, budget, d_model=512, heads=8, L=512):
-    """(forward, backward) seconds of a self-attention MultiHeadAttention layer."""
+    """(forward, backward) seconds of a self-attention MultiHeadAttention layer, measured
+    in alternation."""
     x = rng.standard_normal((1, L, d_model), dtype=np.float32)
     mha = MultiHeadAttention(d_model, heads, seed=0)
-    fwd = median_seconds(lambda: mha.forward(x, x, x), budget=budget)
     out = mha.forward(x, x, x)
     grad = rng.standard_normal(out.shape, dtype=np.float32)
-    bwd = median_seconds(lambda: mha.backward(grad), budget=budget)
-    return fwd, bwd
+    return interleaved_medians([lambda: mha.forward(x, x, x), lambda: mha.backward(grad)],
+                               budget=2 * budget)
 
 
 def _row(ours, numpy_ref, theirs, flops, shape, backward_flops):

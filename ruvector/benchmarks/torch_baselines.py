@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from .._malloc import tune_malloc
-from .timing import median_seconds, optional_torch
+from .timing import interleaved_medians, median_seconds, optional_torch
 
 
 def numpy_attention(q, k, v):
@@ -37,28 +37,33 @@ def sdpa_times(torch, shape, budget, seed):
     q, k, v = (torch.from_numpy(rng.standard_normal((B, H, L, D), dtype=np.float32))
                for L in (Lq, Lk, Lk))
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    with torch.no_grad():
-        fwd = median_seconds(lambda: sdpa(q, k, v), budget=budget)
-    q, k, v = (t.clone().requires_grad_(True) for t in (q, k, v))
-    out = sdpa(q, k, v)
+    qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
+    out = sdpa(qg, kg, vg)
     grad = torch.randn_like(out)
-    bwd = median_seconds(lambda: torch.autograd.grad(out, (q, k, v), grad, retain_graph=True),
-                         budget=budget)
-    return fwd, bwd
+    return _alternating(torch, lambda: sdpa(q, k, v),
+                        lambda: torch.autograd.grad(out, (qg, kg, vg), grad, retain_graph=True),
+                        budget)
+
+
+def _alternating(torch, forward, backward, budget):
+    """(forward, backward) median seconds measured in alternation, the forward without
+    autograd, as ruvector's are (``bench_sdpa`` / ``bench_mha``)."""
+    def forward_no_grad():
+        with torch.no_grad():
+            forward()
+    return interleaved_medians([forward_no_grad, backward], budget=2 * budget)
 
 
 def mha_times(torch, d_model, heads, L, budget, seed):
     torch.manual_seed(seed)
     m = torch.nn.MultiheadAttention(d_model, heads, batch_first=True)
     x = torch.randn(1, L, d_model)
-    with torch.no_grad():
-        fwd = median_seconds(lambda: m(x, x, x, need_weights=False), budget=budget)
     xg = x.clone().requires_grad_(True)
     out = m(xg, xg, xg, need_weights=False)[0]
     grad = torch.randn_like(out)
-    bwd = median_seconds(lambda: torch.autograd.grad(out, [xg, *m.parameters()], grad,
-                                                     retain_graph=True), budget=budget)
-    return fwd, bwd
+    return _alternating(torch, lambda: m(x, x, x, need_weights=False),
+                        lambda: torch.autograd.grad(out, [xg, *m.parameters()], grad,
+                                                    retain_graph=True), budget)
 
 
 def measure_in_subprocess(job, module=__name__):
