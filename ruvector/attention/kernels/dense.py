@@ -302,11 +302,12 @@ def _pack_scaled(src, scale, dst, width):
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _pack_columns(src, scale, dst, width):
-    """dst = scale src (rows, D) in panels of ``width`` columns: panel p, the (rows, width)
-    block of columns p width .. (p + 1) width - 1, starts at dst[p rows width] (one panel of
-    all the columns is a plain copy).  As the B operand of a product, a panel's rows lie
-    one cache line apart for width = 16 float32, where rows of a (rows, 64) matrix lie four
-    apart and so fall into a quarter of the L1 sets (192 of them overflow those sets)."""
+    """dst = scale src (rows, D) in panels of ``width`` columns (width divides D, as
+    :func:`_panel_width` picks it): panel p, the (rows, width) block of columns
+    p width .. (p + 1) width - 1, starts at dst[p rows width] (one panel of all the columns
+    is a plain copy).  As the B operand of a product, a panel's rows lie one cache line
+    apart for width = 16 float32, where rows of a (rows, 64) matrix lie four apart and so
+    fall into a quarter of the L1 sets (192 of them overflow those sets)."""
     rows, D = src.shape
     for p in range(D // width):
         for r in range(rows):
