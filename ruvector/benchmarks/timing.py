@@ -23,11 +23,13 @@ def median_seconds(fn, *, budget=0.6, min_runs=5, max_runs=500, warmup=2):
     return float(np.median(times))
 
 
-def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=200):
+def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000):
     """Median wall time of each function, measured in alternation (A B C A B C ...).
 
     Alternating makes ratios robust to drifts in machine load, which sequential runs of
-    each function would fold into the comparison.
+    each function would fold into the comparison.  The rounds fill the time ``budget``
+    (within [min_runs, max_runs]): a cap of a few hundred rounds would squeeze the runs of
+    a 30 us call into 20 ms, where one busy stretch of the machine decides the median.
     """
     for fn in fns:
         fn()
