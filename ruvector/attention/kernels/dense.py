@@ -188,17 +188,23 @@ def _row_scores(Q, K, S):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _row_accumulate(P, X, out, transpose):
-    """out += P X, or out += P^T X when ``transpose`` (P is a narrow (rows, keys) tile)."""
+def _row_accumulate(P, X, out):
+    """out += P X for a narrow (rows, keys) tile P, four keys per pass (each out element
+    loaded and stored once per four keys instead of once per key)."""
+    nk = P.shape[1]
     for r in range(P.shape[0]):
-        for c in range(P.shape[1]):
-            p = P[r, c]
-            if transpose:
-                for w in range(X.shape[1]):
-                    out[c, w] += p * X[r, w]
-            else:
-                for w in range(X.shape[1]):
-                    out[r, w] += p * X[c, w]
+        o = out[r]
+        c = 0
+        while c + 4 <= nk:
+            p0, p1, p2, p3 = P[r, c], P[r, c + 1], P[r, c + 2], P[r, c + 3]
+            x0, x1, x2, x3 = X[c], X[c + 1], X[c + 2], X[c + 3]
+            for w in range(o.shape[0]):
+                o[w] += (p0 * x0[w] + p1 * x1[w]) + (p2 * x2[w] + p3 * x3[w])
+            c += 4
+        for c in range(c, nk):
+            p, x = P[r, c], X[c]
+            for w in range(o.shape[0]):
+                o[w] += p * x[w]
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -412,7 +418,7 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
             _panel_product(abuf, Dv * width, width, vf, vb0 + jt * Dv, 1, Dv, sbuf, Dv, nk, width,
                            npan, ACCUMULATE, cstate, 0)
         else:
-            _row_accumulate(tiles[0], v[b, h, jt:je], acc[0], False)
+            _row_accumulate(tiles[0], v[b, h, jt:je], acc[0])
     zero = poison * 0
     # NaN/Inf in A (a value entry, reached even through P = 0, or an overflow): checked in
     # one flat pass over A, not row by row in the copy below (one scalar chain)
