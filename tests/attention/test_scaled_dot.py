@@ -188,6 +188,24 @@ def test_query_panels_with_masks_causal_and_several_key_tiles(rng, dtype, Lq):
         np.testing.assert_allclose(out, reference_attention(q, k, v, m, causal)[0], **tol)
 
 
+@pytest.mark.parametrize("Lq", [1, 5, 15, 256 + 5])
+def test_narrow_query_tiles_over_several_key_tiles(rng, Lq):
+    """Query tiles of fewer than ROWS_MIN rows (a few queries, or the tail of a long
+    sequence) step over the keys KT_NARROW at a time: three such key tiles, the later ones
+    past the running maxima (rescales), with a mask and with causal."""
+    from ruvector.attention.kernels import dense
+    Lk = 2 * dense.KT_NARROW + 100
+    q, k, v = _rand(rng, 1, 2, Lq, 24), _rand(rng, 1, 2, Lk, 24), _rand(rng, 1, 2, Lk, 9)
+    k[..., dense.KT_NARROW + 50:, :] *= 4.0
+    mask = rng.random((1, 1, Lq, Lk)) > 0.2
+    for m, causal in ((None, False), (mask, False), (None, True)):
+        ref = reference_attention(q, k, v, m, causal)[0]
+        np.testing.assert_allclose(sdpa(q, k, v, m, causal=causal), ref, rtol=1e-4, atol=2e-5)
+    single = sdpa(q[0, 0, 0], k[0, 0], v[0, 0])  # the (D,) short path
+    np.testing.assert_allclose(single, reference_attention(q, k, v, None, False)[0][0, 0, 0],
+                               rtol=1e-4, atol=2e-5)
+
+
 def test_non_finite_key_behind_a_mask_still_raises(rng):
     q, k, v = _rand(rng, 4, 8), _rand(rng, 6, 8), _rand(rng, 6, 8)
     k[5, 0] = np.nan

@@ -48,6 +48,11 @@ QB_FWD = 256  # query rows per forward tile
 # every tile ended in a 2-row block that costs a 6-row one): 1-4% faster than 128 on
 # (d) / c forward and backward, and 126 or 144 were no better (2026-11-23).
 KT = 132
+# keys per tile of a narrow query tile (fewer than ROWS_MIN rows, row-at-a-time path): its
+# score tile is small, so it takes 4 KT keys at a time: fewer switches between the K and V
+# streams and fewer per-tile steps.  One query x 1000 keys, d 128: 7-9% faster together with
+# the 4-key P V passes (in-process alternation, 2026-11-24; 264 / 1056 / 2112 no better)
+KT_NARROW = 4 * KT
 
 
 @njit(cache=True, inline="always")
@@ -375,8 +380,9 @@ def _forward_task(q, k, v, mask, has_mask, causal, window, scale, drop_p, seed,
     qr = cstate.shape[0] // 3
     cmax, shift, sums = cstate[:qr], cstate[qr:2 * qr], cstate[2 * qr:]
     ready = False  # every m finite: later unmasked tiles may use the lazy (fused exp) step
-    for jt in range(jstart, jend, KT):
-        je = min(jt + KT, jend)
+    step = KT if wide else KT_NARROW
+    for jt in range(jstart, jend, step):
+        je = min(jt + step, jend)
         nk = je - jt
         masked = _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je)
         lazy = False
@@ -450,7 +456,19 @@ def forward_scratch_size(D, Dv, Lq):
     """float scratch per worker for the forward: Q tile, score tile, A, m, l and the column
     state (max, shift, sums) of _simd, for tiles of min(QB_FWD, Lq) query rows."""
     qr = min(QB_FWD, Lq)
-    return qr * D + KT * qr + qr * Dv + 5 * qr
+    return qr * D + _score_rows(qr) * qr + qr * Dv + 5 * qr
+
+
+@njit(cache=True, inline="always")
+def _score_rows(qr):
+    """Score-tile columns per query row of the scratch for tiles of ``qr`` rows: KT_NARROW
+    when every tile is narrow (qr < ROWS_MIN), else KT.  A narrow tile can then still occur
+    only as the tail of Lq > QB_FWD rows (qr = QB_FWD), which holds it: (ROWS_MIN - 1)
+    KT_NARROW <= QB_FWD KT."""
+    return KT if qr >= ROWS_MIN else KT_NARROW
+
+
+assert (ROWS_MIN - 1) * KT_NARROW <= QB_FWD * KT
 
 
 @njit(cache=True)
@@ -462,7 +480,7 @@ def _forward_worker(w, q, k, v, mask, has_mask, causal, window, scale, drop_p, s
     sc = buf.dtype.type(scale)
     qr = min(QB_FWD, Lq)
     n0 = qr * D
-    n1 = n0 + KT * qr
+    n1 = n0 + _score_rows(qr) * qr
     n2 = n1 + qr * Dv
     qbuf, sbuf, abuf = buf[:n0], buf[n0:n1], buf[n1:n2]
     m, l, cstate = buf[n2:n2 + qr], buf[n2 + qr:n2 + 2 * qr], buf[n2 + 2 * qr:n2 + 5 * qr]
