@@ -193,10 +193,9 @@ def test_narrow_query_tiles_over_several_key_tiles(rng, Lq):
     """Query tiles of fewer than ROWS_MIN rows (a few queries, or the tail of a long
     sequence) step over the keys KT_NARROW at a time: three such key tiles, the later ones
     past the running maxima (rescales), with a mask and with causal."""
-    from ruvector.attention.kernels import dense
-    Lk = 2 * dense.KT_NARROW + 100
+    Lk = 2 * F.dense.KT_NARROW + 100
     q, k, v = _rand(rng, 1, 2, Lq, 24), _rand(rng, 1, 2, Lk, 24), _rand(rng, 1, 2, Lk, 9)
-    k[..., dense.KT_NARROW + 50:, :] *= 4.0
+    k[..., F.dense.KT_NARROW + 50:, :] *= 4.0
     mask = rng.random((1, 1, Lq, Lk)) > 0.2
     for m, causal in ((None, False), (mask, False), (None, True)):
         ref = reference_attention(q, k, v, m, causal)[0]
