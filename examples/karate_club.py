@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from ruvector import GATLayer, GNN
-from ruvector.attention.training import AdamW
+from ruvector.training import AdamW
 from ruvector.graph import GraphStore
 
 

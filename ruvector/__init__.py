@@ -9,7 +9,10 @@ from .errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput
                      NotFound, QueryError, QueryLimitExceeded, QuerySyntaxError, RuvectorError,
                      StorageError)
 
+from . import _deprecated
+
 __version__ = "0.1.0"
+_deprecated.install()
 
 _LAZY = {
     "ScaledDotProductAttention": "ruvector.attention.scaled_dot",
@@ -19,18 +22,20 @@ _LAZY = {
     "Linear": "ruvector.nn.layers",
     "LayerNorm": "ruvector.nn.layers",
     "tune_malloc": "ruvector._malloc",
-    "GATLayer": "ruvector.attention.graph",
-    "GINLayer": "ruvector.attention.graph",
-    "SAGELayer": "ruvector.attention.graph",
-    "AttentionGNNLayer": "ruvector.graph.gnn",
-    "GNN": "ruvector.graph.gnn",
-    "AttentionalPooling": "ruvector.graph.gnn",
-    "subgraph_embedding": "ruvector.graph.gnn",
-    "GraphStore": "ruvector.graph.store",
+    "SparseAttention": "ruvector.attention",
+    "HyperbolicAttention": "ruvector.attention",
+    "SphericalAttention": "ruvector.attention",
+    "MixedCurvatureAttention": "ruvector.attention",
+    "CSRGraph": "ruvector.nn",
+    **{name: "ruvector.gnn" for name in (
+        "GATLayer", "GINLayer", "SAGELayer", "AttentionGNNLayer", "GNN", "AttentionalPooling",
+        "subgraph_embedding")},
+    "GraphStore": "ruvector.graph",
+    "GraphArrays": "ruvector.graph",
     "VectorStore": "ruvector.index.store",
     "AttentionReranker": "ruvector.index.rerank",
     "AttentionDistance": "ruvector.index.distance",
-    **{name: "ruvector.attention.training" for name in (
+    **{name: "ruvector.training" for name in (
         "SGD", "Adam", "AdamW", "StepLR", "CosineLR", "LinearWarmup", "clip_grad_norm", "EWC",
         "save_checkpoint", "load_checkpoint")},
 }

@@ -153,3 +153,8 @@ def read_generation(root, format_name, max_version):
         if sha256_file(path) != info.get("sha256"):
             raise CorruptFile(f"{path} fails its SHA-256 check")
     return manifest, gen_dir
+
+
+def manifest_bytes(manifest):
+    """Total size on disk of the data files a manifest lists."""
+    return sum(f["bytes"] for f in manifest["files"].values())

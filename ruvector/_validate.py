@@ -82,11 +82,18 @@ def require_same(a_name, a_val, b_name, b_val, what, a_shape, b_shape):
             f"{what} of {a_name} {a_shape} and {b_name} {b_shape} differ: {a_val} != {b_val}")
 
 
+def integer(value, name, *, minimum=0, error=InvalidConfig):
+    """``value`` as an int >= ``minimum``; bools, floats and the rest raise ``error``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}")
+        raise error(f"{name} must be {wanted}, got {value!r}")
+    return int(value)
+
+
 def positive_int(value, name):
     """Check a positive integer configuration value."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidConfig(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return integer(value, name, minimum=1)
 
 
 def probability(value, name):

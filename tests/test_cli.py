@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ruvector import cli
-from ruvector.benchmarks import attention as bench
+from benchmarks import attention as bench
 
 
 def test_version(capsys):
@@ -33,7 +33,7 @@ def test_unknown_command_exits_with_usage(capsys):
 
 
 def test_bench_index_small(capsys, monkeypatch):
-    from ruvector.benchmarks import index as bench_index
+    from benchmarks import index as bench_index
     monkeypatch.setattr(bench_index, "EFS", (16, 64))
     assert cli.main(["bench", "index", "--n", "2000", "--queries", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -42,7 +42,7 @@ def test_bench_index_small(capsys, monkeypatch):
 
 
 def test_bench_graph_small(capsys, monkeypatch):
-    from ruvector.benchmarks import graph as bench_graph
+    from benchmarks import graph as bench_graph
     monkeypatch.setattr(bench_graph, "SIZES", (200,))
     monkeypatch.setattr(bench_graph, "measure_in_subprocess", lambda job, module: None)
     monkeypatch.setattr(bench_graph.run, "__defaults__", ((200,), 0.05, 0))

@@ -26,7 +26,7 @@ def test_kernels_are_cached_on_disk_for_a_second_process(tmp_path):
     code = """
         import numpy as np
         from ruvector.attention import scaled_dot_product_attention as sdpa
-        from ruvector.attention.kernels import dense
+        from ruvector.kernels import dense
         sdpa(np.ones((3, 4)), np.ones((5, 4)), np.ones((5, 4)))
         print(sum(dense.forward_serial.stats.cache_hits.values()),
               sum(dense.forward_serial.stats.cache_misses.values()))

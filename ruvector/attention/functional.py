@@ -18,7 +18,7 @@ import numpy as np
 from .._threads import num_workers
 from .._validate import as_array, as_bool_mask, check_finite, require_same
 from ..errors import DimensionMismatch, InvalidInput
-from .kernels import dense, dense_backward
+from ..kernels import dense, dense_backward
 
 # Below this many multiply-adds (Lq*Lk*(D+Dv) summed over batch and heads) the serial kernel
 # runs: a parallel launch saves little there (1 x 1000 keys, d = 128: 21 vs 25 us in the

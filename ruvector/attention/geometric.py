@@ -28,7 +28,7 @@ from .._threads import num_workers
 from .._validate import as_array, check_finite, positive_int
 from ..errors import DimensionMismatch, InvalidConfig
 from . import _autodiff as ad
-from .kernels import hyperbolic
+from ..kernels import hyperbolic
 from .manifolds import BALL_EPS, MIN_NORM, Euclidean, PoincareBall, ProductManifold, Sphere
 
 AGGREGATIONS = ("tangent", "einstein", "frechet")

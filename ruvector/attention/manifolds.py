@@ -22,7 +22,7 @@ gradients (``*_backward`` methods and the geometric layers' backward passes).
 """
 import numpy as np
 
-from .._validate import as_array
+from .._validate import as_array, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from . import _autodiff as ad
 
@@ -327,10 +327,9 @@ class ProductManifold(Manifold):
                 manifold, dim = item
             except (TypeError, ValueError):
                 raise InvalidConfig(f"components are (manifold, dim) pairs, got {item!r}") from None
-            if not isinstance(manifold, Manifold) or isinstance(dim, bool) or \
-                    not isinstance(dim, (int, np.integer)) or dim < 1:
-                raise InvalidConfig(f"bad component {item!r}")
-            self.components.append((manifold, int(dim)))
+            if not isinstance(manifold, Manifold):
+                raise InvalidConfig(f"bad component {item!r}: {manifold!r} is not a Manifold")
+            self.components.append((manifold, integer(dim, f"dimension of {item!r}", minimum=1)))
         self.dim = sum(d for _, d in self.components)
         self.slices = []
         start = 0

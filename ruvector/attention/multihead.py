@@ -3,10 +3,10 @@ import numpy as np
 
 from .._validate import all_finite, as_array, as_bool_mask, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
-from ..nn._matmul import matmul, matmul_tn
+from ..nn.matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
 from . import functional as F
-from .kernels import heads as KH
+from ..kernels import heads as KH
 
 
 def _split_heads(x, heads, bias=None):

@@ -26,15 +26,10 @@ scores blocks of query rows with BLAS and keeps each row's k best.
 import numpy as np
 
 from .._threads import blas_single_thread
-from .._validate import as_bool_mask, check_finite
+from .._validate import as_bool_mask, check_finite, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
+from ..kernels.csr import csr_order
 from .functional import attention_backward, attention_forward, prepare_inputs, restore_rank
-
-
-def _nonneg_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InvalidConfig(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def _csr_from_pairs(rows, cols, Lq):
@@ -42,10 +37,8 @@ def _csr_from_pairs(rows, cols, Lq):
     rows, cols = rows[order], cols[order]
     keep = np.ones(len(rows), bool)
     keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols = rows[keep], cols[keep]
-    indptr = np.zeros(Lq + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=Lq), out=indptr[1:])
-    return indptr, cols.astype(np.int64)
+    indptr, _ = csr_order(rows[keep], Lq)      # rows are sorted: only the offsets are needed
+    return indptr, cols[keep].astype(np.int64)
 
 
 class SparseMask:
@@ -128,7 +121,7 @@ class BlockSparseMask(SparseMask):
 
     def __init__(self, block_size, active_blocks):
         super().__init__()
-        self.block_size = _nonneg_int(block_size, "block_size")
+        self.block_size = integer(block_size, "block_size")
         if self.block_size == 0:
             raise InvalidConfig("block_size must be >= 1")
         arr = np.asarray(active_blocks)
@@ -164,7 +157,7 @@ class BlockSparseMask(SparseMask):
 class WindowedMask(SparseMask):
     def __init__(self, window, global_tokens=()):
         super().__init__()
-        self.window = _nonneg_int(window, "window")
+        self.window = integer(window, "window")
         self.global_tokens = np.unique(np.asarray(list(global_tokens), dtype=np.int64))
         if len(self.global_tokens) and self.global_tokens.min() < 0:
             raise InvalidInput("global token positions must be >= 0")
@@ -175,7 +168,7 @@ class WindowedMask(SparseMask):
                                f"the sequence ({Lq} queries, {Lk} keys)")
 
     def _band(self, Lq, Lk, causal, window, stride):
-        from .kernels.sparse import band_csr
+        from ..kernels.sparse import band_csr
         is_global = np.zeros(Lq, np.bool_)
         is_global[self.global_tokens[self.global_tokens < Lq]] = True
         cols = self.global_tokens[self.global_tokens < Lk]
@@ -188,7 +181,7 @@ class WindowedMask(SparseMask):
 class StridedMask(WindowedMask):
     def __init__(self, window, stride):
         super().__init__(window)
-        self.stride = _nonneg_int(stride, "stride")
+        self.stride = integer(stride, "stride")
         if self.stride == 0:
             raise InvalidConfig("stride must be >= 1")
 
@@ -232,7 +225,7 @@ class SparseAttention:
         q4, k4, v4 = prep.q, prep.k, prep.v
         B, H, Lq, D = q4.shape
         Lk = k4.shape[2]
-        top_k = _nonneg_int(top_k, "k")
+        top_k = integer(top_k, "k")
         if not 1 <= top_k <= Lk:
             raise InvalidInput(f"k={top_k} must be in [1, {Lk}] (the number of keys)")
         G = B * H
@@ -328,7 +321,7 @@ class SparseAttention:
 
 def _csr_forward(q4, k4, v4, indptr, indices, scale):
     """CSR kernel forward over (B*H) groups: ((qg, kg, vg), out (G, Lq, Dv), lse (G, Lq))."""
-    from .kernels import sparse as kern
+    from ..kernels import sparse as kern
     G, Lq = q4.shape[0] * q4.shape[1], q4.shape[2]
     groups = tuple(a.reshape(G, -1, a.shape[-1]) for a in (q4, k4, v4))
     out = np.empty((G, Lq, v4.shape[3]), q4.dtype)
@@ -344,15 +337,13 @@ def _check_finite(prep):
 
 
 def _csr_backward(saved, g):
-    from .kernels import sparse as kern
+    from ..kernels import sparse as kern
     qg, kg, vg, out, lse, indptr, indices, scale = saved
     G, Lq, D = qg.shape
     Lk = kg.shape[1]
     delta = np.einsum("gid,gid->gi", g, out, dtype=np.float64)
     rows = np.repeat(np.arange(Lq), np.diff(indptr))
-    order = np.argsort(indices, kind="stable")
-    indptr_t = np.zeros(Lk + 1, np.int64)
-    np.cumsum(np.bincount(indices, minlength=Lk), out=indptr_t[1:])
+    indptr_t, order = csr_order(indices, Lk)
     dq, dk, dv = np.empty_like(qg), np.empty_like(kg), np.empty_like(vg)
     with blas_single_thread():
         kern.backward(qg, kg, vg, g, lse, delta, indptr, indices, indptr_t, rows[order],

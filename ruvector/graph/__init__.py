@@ -1,19 +1,20 @@
-"""Graph structures, GNN blocks and pooling (GNN names load lazily: the attention layers
-import ``ruvector.graph.csr``, and ``gnn`` imports the attention layers)."""
-from importlib import import_module
+"""Graph store: NetworkX in and out, a read-only array snapshot for the layers and queries."""
+import warnings
 
-from .csr import CSRGraph
+from .arrays import GraphArrays
+from .store import GraphStore
 
-_LAZY = {"AttentionGNNLayer", "GNN", "AttentionalPooling", "subgraph_embedding"}
-_STORE = {"GraphStore"}
+_MOVED = {"AttentionGNNLayer", "GNN", "AttentionalPooling", "subgraph_embedding", "CSRGraph"}
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        return getattr(import_module("ruvector.graph.gnn"), name)
-    if name in _STORE:
-        return getattr(import_module("ruvector.graph.store"), name)
+    if name in _MOVED:
+        new = "ruvector.nn" if name == "CSRGraph" else "ruvector.gnn"
+        warnings.warn(f"ruvector.graph.{name} moved to {new}.{name}; the old path goes in the "
+                      "next release", DeprecationWarning, stacklevel=2)
+        from importlib import import_module
+        return getattr(import_module(new), name)
     raise AttributeError(f"module 'ruvector.graph' has no attribute {name!r}")
 
 
-__all__ = ["CSRGraph", "GraphStore", *sorted(_LAZY)]
+__all__ = ["GraphStore", "GraphArrays"]

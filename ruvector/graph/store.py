@@ -9,16 +9,16 @@ it in both directions in ``edge_index``, ``csr`` and ``neighbors``.
 """
 import json
 import os
-from collections import deque
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from .. import _persist
+from .._arrow import read_ipc, vectors_column, vectors_from_column, write_ipc
 from .._validate import as_array
 from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
-from .csr import CSRGraph
+from ..nn.csr import k_hop_nodes
+from .arrays import GraphArrays
 
 FORMAT = "ruvector.graph_store"
 FORMAT_VERSION = 1
@@ -121,14 +121,20 @@ class GraphStore:
 
     @property
     def features(self):
-        """(N, dim) float32 node embeddings (zero rows for nodes without one)."""
-        if "features" not in self._cache:
-            out = np.zeros((self.num_nodes, self.dim or 0), np.float32)
-            for i, e in enumerate(self._emb):
-                if e is not None:
-                    out[i] = e
-            self._cache["features"] = out
-        return self._cache["features"]
+        """(N, dim) float32 node embeddings (zero rows for nodes without one), read-only."""
+        feats = self.arrays().features
+        return np.zeros((self.num_nodes, 0), np.float32) if feats is None else feats
+
+    def arrays(self):
+        """The read-only :class:`GraphArrays` snapshot of the graph (cached until the next
+        change): what the layers, :meth:`csr` and queries read."""
+        if "arrays" not in self._cache:
+            self._cache["arrays"] = GraphArrays(
+                keys=self._keys, labels=self._labels, node_properties=self._props,
+                embeddings=self._emb, dim=self.dim, src=self._src, dst=self._dst,
+                edge_types=self._type, weights=self._weight, edge_properties=self._eprops,
+                directed=self.directed)
+        return self._cache["arrays"]
 
     # -- edges ----------------------------------------------------------------------------
     def add_edge(self, source, target, *, type=None, weight=1.0, feature=None, **properties):
@@ -201,31 +207,14 @@ class GraphStore:
                 "type": self._type[e], "weight": self._weight[e], "feature": self._efeat[e],
                 "properties": dict(self._eprops[e])}
 
-    def _edge_arrays(self, edge_type=None):
-        """(src, dst, edge ids) int64, both directions for an undirected store."""
-        ids = np.arange(self.num_edges, dtype=np.int64)
-        src = np.asarray(self._src, dtype=np.int64)
-        dst = np.asarray(self._dst, dtype=np.int64)
-        if edge_type is not None:
-            m = np.array([t == edge_type for t in self._type], dtype=bool)
-            ids, src, dst = ids[m], src[m], dst[m]
-        if not self.directed:
-            ids, src, dst = np.concatenate([ids, ids]), np.concatenate([src, dst]), \
-                np.concatenate([dst, src])
-        return src, dst, ids
-
     def edge_index(self, edge_type=None):
         """(2, E) int64, row 0 source, row 1 target."""
-        src, dst, _ = self._edge_arrays(edge_type)
+        src, dst, _ = self.arrays().edge_ids(edge_type)
         return np.stack([src, dst]) if len(src) else np.zeros((2, 0), np.int64)
 
     def csr_graph(self, edge_type=None):
         """The :class:`CSRGraph` the layers use (cached until the next mutation)."""
-        key = ("csr_graph", edge_type)
-        if key not in self._cache:
-            src, dst, _ = self._edge_arrays(edge_type)
-            self._cache[key] = CSRGraph.from_edges(src, dst, self.num_nodes)
-        return self._cache[key]
+        return self.arrays().csr_graph(edge_type)
 
     def csr(self, direction="in", edge_type=None):
         """(scipy.sparse.csr_matrix of edge weights, edge ids aligned with its data).
@@ -233,47 +222,29 @@ class GraphStore:
         direction "in": row i lists the sources of the edges into i; "out": row j lists
         the targets of the edges out of j.  Parallel edges stay separate entries.
         """
-        if direction not in ("in", "out"):
-            raise InvalidInput(f"direction must be 'in' or 'out', got {direction!r}")
-        key = ("csr", direction, edge_type)
-        if key not in self._cache:
-            src, dst, ids = self._edge_arrays(edge_type)
-            g = CSRGraph.from_edges(src, dst, self.num_nodes)
-            indptr, perm = (g.indptr_t, g.perm_t) if direction == "in" else (g.indptr_s, g.perm_s)
-            cols = (src if direction == "in" else dst)[perm]
-            weights = np.asarray(self._weight, dtype=np.float32)[ids[perm]] if len(ids) else \
-                np.zeros(0, np.float32)
-            mat = sp.csr_matrix((weights, cols, indptr), shape=(self.num_nodes,) * 2)
-            self._cache[key] = (mat, ids[perm])
-        return self._cache[key]
+        return self.arrays().csr(direction, edge_type)
 
     def neighbors(self, key, direction="out", type=None):
         """Keys of the neighbours (each once, in edge order)."""
+        return [self._keys[n] for n in self._neighbour_indices(self.index_of(key), direction,
+                                                               type)]
+
+    def _neighbour_indices(self, i, direction, type):
         if direction not in DIRECTIONS:
             raise InvalidInput(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        i = self.index_of(key)
         out = []
         for d in (("out", "in") if direction == "both" else (direction,)):
-            mat, _ = self.csr("out" if d == "out" else "in", type)
+            mat, _ = self.csr(d, type)
             out.extend(mat.indices[mat.indptr[i]:mat.indptr[i + 1]].tolist())
-        return [self._keys[n] for n in dict.fromkeys(out)]
+        return dict.fromkeys(out)
 
     def k_hop(self, key, k, direction="out", type=None):
         """Keys within 1..k hops (breadth-first order, start excluded)."""
         if int(k) < 0:
             raise InvalidInput(f"k must be >= 0, got {k!r}")
-        start = self.index_of(key)
-        seen, order, frontier = {start}, [], deque([(key, 0)])
-        while frontier:
-            node, depth = frontier.popleft()
-            if depth == k:
-                continue
-            for nb in self.neighbors(node, direction, type):
-                if self._index[nb] not in seen:
-                    seen.add(self._index[nb])
-                    order.append(nb)
-                    frontier.append((nb, depth + 1))
-        return order
+        order = k_hop_nodes(self.index_of(key), k,
+                            lambda i: self._neighbour_indices(i, direction, type))
+        return [self._keys[n] for n in order]
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None):
@@ -284,13 +255,13 @@ class GraphStore:
         raises QueryLimitExceeded with the statistics so far.  Returns a QueryResult.
         """
         from .query import run_query
-        return run_query(self, text, params, max_hops=max_hops,
+        return run_query(self.arrays(), text, params, max_hops=max_hops,
                          max_expansions=max_expansions, timeout=timeout)
 
     def explain(self, text, params=None, *, file=None):
         """Print (to ``file``, default stdout) and return the plan of a query."""
         from .query import explain
-        plan = explain(self, text, params)
+        plan = explain(self.arrays(), text, params)
         print(plan, file=file)
         return plan
 
@@ -362,7 +333,7 @@ class GraphStore:
     @classmethod
     def from_parquet(cls, nodes_path, edges_path, **kwargs):
         """:meth:`from_arrow` on two Parquet (or Arrow IPC / Feather) files."""
-        from ..index.io import read_table
+        from .._arrow import read_table
         return cls.from_arrow(read_table(nodes_path), read_table(edges_path), **kwargs)
 
     # -- vector index ---------------------------------------------------------------------
@@ -389,31 +360,46 @@ class GraphStore:
             "key_str": [k if isinstance(k, str) else None for k in self._keys],
             "key_int": [k if isinstance(k, int) else None for k in self._keys],
             "labels": pa.array([list(lb) for lb in self._labels], pa.list_(pa.string())),
-            "embedding": _vectors_column(self._emb),
+            "embedding": vectors_column(self._emb),
             "properties": _props_column(self._props)})
         edges = pa.table({
             "source": pa.array(self._src, pa.int64()), "target": pa.array(self._dst, pa.int64()),
             "type": pa.array(self._type, pa.string()), "weight": pa.array(self._weight, pa.float64()),
-            "feature": _vectors_column(self._efeat),
+            "feature": vectors_column(self._efeat),
             "properties": _props_column(self._eprops)})
-        from ..index.store import _write_ipc
         with _persist.writer_lock(path):
             _persist.write_generation(
                 path, FORMAT, FORMAT_VERSION,
-                {"nodes.arrow": lambda p: _write_ipc(nodes, p),
-                 "edges.arrow": lambda p: _write_ipc(edges, p)},
+                {"nodes.arrow": lambda p: write_ipc(nodes, p),
+                 "edges.arrow": lambda p: write_ipc(edges, p)},
                 {"dim": self.dim, "directed": self.directed, "nodes": self.num_nodes,
                  "edges": self.num_edges, "edge_feature_dim": width})
+
+    @classmethod
+    def info(cls, path):
+        """Summary of a saved store: format, version, generation, dim, directed, nodes, edges,
+        node counts per label, edge counts per type and bytes on disk (files verified)."""
+        manifest, _ = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        arrays = cls.load(path).arrays()
+        labels, types = {}, {}
+        for lb in arrays.labels:
+            for name in lb:
+                labels[name] = labels.get(name, 0) + 1
+        for t in arrays.edge_types:
+            types[str(t)] = types.get(str(t), 0) + 1
+        info = {k: manifest[k] for k in ("format", "version", "generation", "dim", "directed",
+                                         "nodes", "edges")}
+        info.update(labels=labels, edge_types=types, bytes=_persist.manifest_bytes(manifest))
+        return info
 
     @classmethod
     def load(cls, path):
         """A store saved by :meth:`save` (columns are read in bulk, then checked: keys unique,
         endpoints in range, widths consistent; anything else raises CorruptFile)."""
-        from ..index.store import _read_ipc
         manifest, gen = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
         try:
-            nodes = _read_ipc(os.path.join(gen, "nodes.arrow"))
-            edges = _read_ipc(os.path.join(gen, "edges.arrow"))
+            nodes = read_ipc(os.path.join(gen, "nodes.arrow"))
+            edges = read_ipc(os.path.join(gen, "edges.arrow"))
             store = cls(manifest["dim"], directed=manifest["directed"])
             keys = [ks if ks is not None else ki for ks, ki in
                     zip(nodes.column("key_str").to_pylist(), nodes.column("key_int").to_pylist())]
@@ -423,7 +409,7 @@ class GraphStore:
             store._keys = keys
             store._labels = [tuple(lb) if lb else () for lb in nodes.column("labels").to_pylist()]
             store._props = _props_from_column(nodes.column("properties"))
-            store._emb = _vectors_from_column(nodes.column("embedding"), store.dim, "embedding")
+            store._emb = vectors_from_column(nodes.column("embedding"), store.dim, "embedding")
             src = edges.column("source").to_numpy()
             dst = edges.column("target").to_numpy()
             n = len(keys)
@@ -433,7 +419,7 @@ class GraphStore:
             store._type = edges.column("type").to_pylist()
             store._weight = [float(w) for w in edges.column("weight").to_pylist()]
             store._eprops = _props_from_column(edges.column("properties"))
-            store._efeat = _vectors_from_column(edges.column("feature"),
+            store._efeat = vectors_from_column(edges.column("feature"),
                                                 manifest.get("edge_feature_dim") or None,
                                                 "edge feature")
             store._efeat_dim = next((f.shape[0] for f in store._efeat if f is not None), None)
@@ -455,34 +441,3 @@ def _props_column(props):
 
 def _props_from_column(column):
     return [json.loads(t) if t != "{}" else {} for t in column.to_pylist()]
-
-
-def _vectors_column(vectors):
-    """list<float32> column from 1-D arrays or None (one flat copy when every row is set)."""
-    n = len(vectors)
-    present = [v is not None for v in vectors]
-    if not any(present):
-        return pa.nulls(n, pa.list_(pa.float32()))
-    if all(present) and len({v.shape[0] for v in vectors}) == 1:
-        width = vectors[0].shape[0]
-        flat = np.concatenate(vectors).astype(np.float32, copy=False)
-        offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
-        return pa.ListArray.from_arrays(offsets, pa.array(flat))
-    return pa.array([None if v is None else v.tolist() for v in vectors], pa.list_(pa.float32()))
-
-
-def _vectors_from_column(column, width, name):
-    """1-D float32 arrays (or None) per row, each ``width`` long when width is given."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    n = len(column)
-    if column.null_count == n:
-        return [None] * n
-    if column.null_count == 0:
-        values = np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-        if n and values.size % n == 0 and (width is None or values.size == n * width):
-            rows = values.reshape(n, -1)
-            return list(rows)
-    out = [None if v is None else np.asarray(v, dtype=np.float32) for v in column.to_pylist()]
-    if width is not None and any(v is not None and v.shape != (width,) for v in out):
-        raise ValueError(f"{name} vectors do not all have width {width}")
-    return out

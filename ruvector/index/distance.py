@@ -95,7 +95,7 @@ class AttentionDistance(Module):
         Adam (or "sgd") with learning rate ``lr``; batches shuffled by ``seed``.
         """
         from .._progress import progress as progress_bar
-        from ..attention.training import SGD, Adam, cross_entropy
+        from ..training import SGD, Adam, cross_entropy
         A = self._inputs(anchors, "anchors").reshape(-1, self.dim)
         P = self._inputs(positives, "positives").reshape(-1, self.dim)
         if A.shape != P.shape:

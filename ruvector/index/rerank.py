@@ -52,31 +52,31 @@ class AttentionReranker:
         raise InvalidConfig(f"rerank must be None, a mode name {MODES} or an "
                             f"AttentionReranker, got {type(rerank).__name__}")
 
-    def rerank(self, store, queries, slots, dist, k):
-        """(slots (Q, k), distances (Q, k), scores (Q, k)) from candidate slots (Q, C)."""
-        from ..attention.kernels import rerank as K
+    def rerank(self, queries, slots, dist, k, vectors, norms, metric):
+        """(slots (Q, k), distances (Q, k), scores (Q, k)) from candidate slots (Q, C) with
+        their search distances (Q, C), for queries (Q, D) against the stored ``vectors``
+        (N, D) float32 with their ``norms`` (N,) under ``metric``."""
+        from ..kernels import rerank as K
+        from ..kernels.metric import exact_top_k
         Q, C = slots.shape
+        dim = vectors.shape[1]
         if self.mode == "exact":
-            d = np.empty((Q, C), np.float32)
-            K.exact_distances(queries, slots, store._vectors, store._norms,
-                              K.METRIC_CODES[store.metric], d)
-            order = np.argsort(d, axis=1, kind="stable")[:, :k]
-            d_k = np.take_along_axis(d, order, 1)
-            return np.take_along_axis(slots, order, 1), d_k, np.where(np.isfinite(d_k), -d_k, 0)
+            out_slots, d_k = exact_top_k(queries, slots, vectors, norms, metric, min(k, C))
+            return out_slots, d_k, np.where(np.isfinite(d_k), -d_k, 0)
         if self.mode == "learned":
-            if self.distance.dim != store.dim:
-                raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {store.dim}")
+            if self.distance.dim != dim:
+                raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {dim}")
             qt, scale = self.distance.transform_queries(queries), 1.0 / self.temperature
             source = K.GATHER
         else:
-            qt, scale = queries, 1.0 / (np.sqrt(store.dim) * self.temperature)
+            qt, scale = queries, 1.0 / (np.sqrt(dim) * self.temperature)
             if self.diversity > 0:  # MMR needs the vectors anyway
-                source = K.GATHER_UNIT if store.metric == "cosine" else K.GATHER
+                source = K.GATHER_UNIT if metric == "cosine" else K.GATHER
             else:  # q.x follows from the search distance: no vector is read
-                source = K.FROM_L2_DISTANCE if store.metric == "l2" else K.FROM_DOT_DISTANCE
+                source = K.FROM_L2_DISTANCE if metric == "l2" else K.FROM_DOT_DISTANCE
         pos = np.empty((Q, k), np.int64)
         w = np.empty((Q, k), np.float32)
-        run_row_chunks(K.rerank_attention, Q, qt, slots, dist, store._vectors, store._norms,
+        run_row_chunks(K.rerank_attention, Q, qt, slots, dist, vectors, norms,
                        source, np.float32(scale), self.diversity, np.empty((Q, C), np.float32),
                        np.empty((Q, C), np.float32), np.empty((Q, C), np.bool_), pos, w)
         valid = pos >= 0

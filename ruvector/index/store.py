@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from .. import _persist
+from .._arrow import read_ipc, vector_matrix, write_ipc
 from .._rwlock import RWLock
 from .._threads import num_workers
-from .._validate import as_array, positive_int
+from .._validate import as_array, integer, positive_int
 from ..errors import CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound
 from . import _metadata
 
@@ -253,8 +254,7 @@ class VectorStore:
         from .rerank import AttentionReranker
         q, _ = self._check_vectors(queries, "queries")
         single = np.ndim(queries) == 1
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        integer(k, "k", minimum=1, error=InvalidInput)
         reranker = AttentionReranker.resolve(rerank)
         if reranker is not None:
             candidates = 10 * k if candidates is None else candidates
@@ -268,7 +268,8 @@ class VectorStore:
             fetch = int(candidates) if reranker is not None else int(k)
             slots, dist = self._knn(q, fetch, ef, self._allowed(filter))
             if reranker is not None:
-                slots, dist, scores = reranker.rerank(self, q, slots, dist, int(k))
+                slots, dist, scores = reranker.rerank(q, slots, dist, int(k), self._vectors,
+                                                      self._norms, self.metric)
             else:
                 scores = None
             ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
@@ -335,21 +336,10 @@ class VectorStore:
 
     def _brute_force(self, q, k, candidate_slots):
         """Exact k nearest among ``candidate_slots`` (distances by the store's metric)."""
-        from ..attention.kernels.rerank import METRIC_CODES, exact_distances
-        Q = q.shape[0]
-        cand = np.ascontiguousarray(np.broadcast_to(candidate_slots, (Q, len(candidate_slots))))
-        d = np.empty(cand.shape, np.float32)
-        exact_distances(q, cand, self._vectors, self._norms, METRIC_CODES[self.metric], d)
-        k_eff = min(k, cand.shape[1])
-        part = np.argpartition(d, k_eff - 1, axis=1)[:, :k_eff] if k_eff < cand.shape[1] \
-            else np.broadcast_to(np.arange(cand.shape[1]), (Q, cand.shape[1]))
-        pd = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(pd, axis=1, kind="stable")
-        slots = np.full((Q, k), -1, dtype=np.int64)
-        dist = np.full((Q, k), np.inf, dtype=np.float32)
-        slots[:, :k_eff] = np.take_along_axis(cand, np.take_along_axis(part, order, 1), 1)
-        dist[:, :k_eff] = np.take_along_axis(pd, order, axis=1)
-        return slots, dist
+        from ..kernels.metric import exact_top_k
+        cand = np.ascontiguousarray(np.broadcast_to(candidate_slots,
+                                                    (q.shape[0], len(candidate_slots))))
+        return exact_top_k(q, cand, self._vectors, self._norms, self.metric, k)
 
     # -- Arrow and Parquet --------------------------------------------------------------
     def to_arrow(self, vector_column="vector", id_column="id"):
@@ -378,20 +368,8 @@ class VectorStore:
         if vector_column not in table.column_names:
             raise InvalidInput(f"table has no column {vector_column!r} "
                                f"(columns: {table.column_names})")
-        col = table.column(vector_column).combine_chunks()
-        if not pa.types.is_list(col.type) and not pa.types.is_fixed_size_list(col.type) \
-                and not pa.types.is_large_list(col.type):
-            raise InvalidInput(f"column {vector_column!r} must hold lists of floats, "
-                               f"got {col.type}")
-        lengths = set(_list_lengths(col))
-        if len(lengths) > 1:
-            raise InvalidInput(f"column {vector_column!r} holds vectors of different lengths "
-                               f"{sorted(lengths)[:5]}")
-        if col.null_count:
-            raise InvalidInput(f"column {vector_column!r} holds null vectors")
-        dim = lengths.pop() if lengths else 0
-        vectors = np.asarray(col.flatten().to_numpy(zero_copy_only=False),
-                             dtype=np.float32).reshape(-1, dim)
+        vectors = vector_matrix(table.column(vector_column), f"column {vector_column!r}")
+        dim = vectors.shape[1]
         ids = table.column(id_column).to_numpy() if id_column in table.column_names else None
         meta_cols = [c for c in table.column_names if c not in (vector_column, id_column)]
         store = cls(dim, **kwargs)
@@ -418,14 +396,24 @@ class VectorStore:
             slots_table = pa.table({
                 "id": pa.array(self._slot_ids[:n]),
                 "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim)})
-            writers = {"slots.arrow": lambda p: _write_ipc(slots_table, p),
+            writers = {"slots.arrow": lambda p: write_ipc(slots_table, p),
                        "index.hnsw": self._index.save_index}
             if self._meta is not None:
-                writers["metadata.arrow"] = lambda p: _write_ipc(self._meta, p)
+                writers["metadata.arrow"] = lambda p: write_ipc(self._meta, p)
             meta = {"dim": self.dim, "metric": self.metric, "count": len(self), "slots": n,
                     "M": self.M, "ef_construction": self.ef_construction,
                     "ef_search": self.ef_search, "seed": self.seed, "next_id": self._next_id}
             _persist.write_generation(path, FORMAT, FORMAT_VERSION, writers, meta)
+
+    @staticmethod
+    def info(path):
+        """Summary of a saved store without loading its data: format, version, generation, dim,
+        metric, count, slots, M, ef_construction, ef_search and bytes on disk."""
+        manifest, _ = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        info = {k: manifest[k] for k in ("format", "version", "generation", "dim", "metric",
+                                         "count", "slots", "M", "ef_construction", "ef_search")}
+        info["bytes"] = _persist.manifest_bytes(manifest)
+        return info
 
     @classmethod
     def load(cls, path):
@@ -437,12 +425,11 @@ class VectorStore:
                         ef_search=manifest["ef_search"], capacity=max(manifest["slots"], 16),
                         seed=manifest["seed"])
             n = int(manifest["slots"])
-            slots = _read_ipc(os.path.join(gen_dir, "slots.arrow"))
+            slots = read_ipc(os.path.join(gen_dir, "slots.arrow"))
             if slots.num_rows != n:
                 raise CorruptFile(f"{path}: slots.arrow has {slots.num_rows} rows, expected {n}")
             ids = slots.column("id").to_numpy()
-            vectors = np.asarray(slots.column("vector").combine_chunks().flatten().to_numpy(),
-                                 dtype=np.float32).reshape(n, store.dim)
+            vectors = vector_matrix(slots.column("vector"), "slots.arrow vectors", store.dim)
         except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
             raise CorruptFile(f"{path}: inconsistent store files: {exc}") from None
         store._index = hnswlib.Index(space=store.metric, dim=store.dim)
@@ -456,20 +443,5 @@ class VectorStore:
         store._slot_of = {int(i): s for s, i in enumerate(ids.tolist()) if i >= 0}
         store._next_id = int(manifest["next_id"])
         if "metadata.arrow" in manifest["files"]:
-            store._meta = _read_ipc(os.path.join(gen_dir, "metadata.arrow"))
+            store._meta = read_ipc(os.path.join(gen_dir, "metadata.arrow"))
         return store
-
-
-def _list_lengths(col):
-    import pyarrow.compute as pc
-    return pc.unique(pc.list_value_length(col)).to_pylist()
-
-
-def _write_ipc(table, path):
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def _read_ipc(path):
-    with pa.OSFile(path, "rb") as source:
-        return pa.ipc.open_file(source).read_all()

@@ -1,5 +1,6 @@
-"""Module base and basic layers."""
+"""Module base and basic layers; CSRGraph, the edge layout the graph layers read."""
+from .csr import CSRGraph
 from .layers import LayerNorm, Linear
 from .module import Module
 
-__all__ = ["Module", "Linear", "LayerNorm"]
+__all__ = ["Module", "Linear", "LayerNorm", "CSRGraph"]

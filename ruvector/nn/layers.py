@@ -3,7 +3,7 @@ import numpy as np
 
 from .._validate import as_array, positive_int
 from ..errors import DimensionMismatch, InvalidConfig
-from ._matmul import matmul, matmul_tn
+from .matmul import matmul, matmul_tn
 from .module import Module, glorot_uniform, make_rng
 
 

@@ -3,8 +3,8 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from numba import njit, prange
 
-from ruvector.attention.kernels._math import fast_exp_f32
-from ruvector.attention.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_NO_SUMS,
+from ruvector.kernels._math import fast_exp_f32
+from ruvector.kernels._simd import (ACCUMULATE, COLUMN_MAX, EXP_NO_SUMS,
                                               EXP_SHIFTED, GRAD_SOFTMAX, claim_next, gemm_block, prefetch,
                                               prefetch_row)
 

@@ -162,7 +162,7 @@ def test_bench_sparse_cli_small(capsys, monkeypatch):
     import json
 
     from ruvector import cli
-    from ruvector.benchmarks import sparse as bench
+    from benchmarks import sparse as bench
     patterns, topk, hyper = bench.bench_patterns, bench.bench_topk, bench.bench_hyperbolic
     monkeypatch.setattr(bench, "bench_patterns",
                         lambda lengths: patterns((256,), window=16, stride=16, budget=0.05))

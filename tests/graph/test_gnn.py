@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from ruvector import InvalidConfig, InvalidInput, SAGELayer
-from ruvector.attention.graph import GATLayer
-from ruvector.graph import GNN, AttentionalPooling, AttentionGNNLayer, subgraph_embedding
+from ruvector.gnn import GATLayer
+from ruvector.gnn import GNN, AttentionalPooling, AttentionGNNLayer, subgraph_embedding
 from tests.conftest import finite_difference, rel_error
 from tests.graph.test_layers import random_graph
 

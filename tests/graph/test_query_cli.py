@@ -8,7 +8,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ruvector import cli
-from ruvector.demo import run_graph_demo
+from ruvector.cli.demo import run_graph_demo
 from ruvector.graph import GraphStore
 
 
@@ -85,7 +85,7 @@ def test_import_csv_and_graphml(tmp_path, capsys):
 
 
 def test_bench_query_small(capsys, monkeypatch):
-    from ruvector.benchmarks import query as bench_query
+    from benchmarks import query as bench_query
     small_attend = bench_query.bench_attend
     small_filter = bench_query.bench_filter
     monkeypatch.setattr(bench_query, "bench_attend",

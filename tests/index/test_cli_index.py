@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ruvector import cli
-from ruvector.demo import run_demo
+from ruvector.cli.demo import run_demo
 from ruvector.index import VectorStore
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ruvector.nn import _matmul
+from ruvector.nn import matmul as _matmul
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ruvector import DimensionMismatch, InvalidInput
-from ruvector.attention.training import cross_entropy, info_nce, mse_loss, triplet_margin_loss
+from ruvector.training import cross_entropy, info_nce, mse_loss, triplet_margin_loss
 from tests.conftest import finite_difference
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ruvector import InvalidConfig
-from ruvector.attention.training import (SGD, Adam, AdamW, CosineLR, LinearWarmup, StepLR,
+from ruvector.training import (SGD, Adam, AdamW, CosineLR, LinearWarmup, StepLR,
                                          clip_grad_norm)
 from ruvector.nn.module import Module
 

@@ -10,9 +10,10 @@ import pytest
 
 from ruvector import (CorruptFile, GATLayer, GINLayer, GNN, InvalidConfig, Linear,
                       MultiHeadAttention, SAGELayer)
-from ruvector.attention.training import (EWC, SGD, Adam, AdamW, cross_entropy, load_checkpoint,
+from ruvector.training import (EWC, SGD, Adam, AdamW, cross_entropy, load_checkpoint,
                                          save_checkpoint)
-from ruvector.graph import AttentionGNNLayer, GraphStore
+from ruvector.gnn import AttentionGNNLayer
+from ruvector.graph import GraphStore
 from ruvector.nn.module import from_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -213,7 +214,7 @@ def test_module_config_rebuilds_equal_modules():
 
 
 def test_learned_distance_raises_recall_over_plain_search():
-    from ruvector.benchmarks.learned_rerank import run
+    from benchmarks.learned_rerank import run
     result = run(n=3000, dim=16, rank=3, train_queries=300, test_queries=100, epochs=6,
                  hard_negatives=8, candidates=100)
     assert result["recall_learned_rerank"] > result["recall_plain"] + 0.1

@@ -1,13 +1,16 @@
 """Cypher-like read queries over a GraphStore, with attention-guided traversal.
 
-``run_query(store, text, params)`` parses (cached), checks names and parameters, plans
+``run_query(graph, text, params)`` parses (cached), checks names and parameters, plans
 (start node, index lookups, WHERE push-down, LIMIT push-down), matches column-wise on the
-store's CSR arrays and projects the RETURN clause.  See README "Graph queries".
+graph's read-only :class:`~ruvector.graph.arrays.GraphArrays` snapshot (``graph`` is a
+snapshot or anything with an ``arrays()`` method, such as a GraphStore) and projects the
+RETURN clause.  See README "Graph queries".
 """
 import math
 
 import numpy as np
 
+from ..._validate import integer
 from ...errors import QueryError
 from . import ast
 from .frame import TOTAL, Evaluator, Frame
@@ -24,8 +27,7 @@ FIRST_CHUNK = 64
 
 def _check_limits(max_hops, max_expansions, timeout):
     for name, v in (("max_hops", max_hops), ("max_expansions", max_expansions)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise QueryError(f"{name} must be a positive integer, got {v!r}")
+        integer(v, name, minimum=1, error=QueryError)
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0
                                     and math.isfinite(timeout)):
         raise QueryError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
@@ -41,11 +43,11 @@ def _check_params(params):
     return dict(params)
 
 
-def prepare(store, text, params=None, pushdown=True):
+def prepare(graph, text, params=None, pushdown=True):
     """(query, plan, evaluator) for a query text."""
     query = parse(text)
     params = _check_params(params)
-    view = GraphView.of(store)
+    view = GraphView.of(graph)
     kinds, names = analyse(query, params)
     evaluate = Evaluator(view, params, kinds, {})
     plan = build_plan(query, kinds, names, view, evaluate.constant, pushdown)
@@ -60,11 +62,11 @@ def _run_steps(steps, frame, ctx):
     return frame
 
 
-def run_query(store, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
+def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
               pushdown=True):
     """Run a query; see :meth:`ruvector.graph.GraphStore.query`."""
     _check_limits(max_hops, max_expansions, timeout)
-    query, plan, evaluate = prepare(store, text, params, pushdown)
+    query, plan, evaluate = prepare(graph, text, params, pushdown)
     ctx = Context(evaluate, evaluate.view, plan.kinds, int(max_hops), int(max_expansions),
                   timeout)
     start = Frame(1)
@@ -102,9 +104,9 @@ def _run_chunked(plan, start, ctx, needed):
     return Frame.concat(frames, start)
 
 
-def explain(store, text, params=None):
+def explain(graph, text, params=None):
     """The plan of a query as text."""
-    query, plan, _ = prepare(store, text, params)
+    query, plan, _ = prepare(graph, text, params)
     return plan.describe()
 
 

@@ -176,7 +176,7 @@ class Evaluator:
 
     def _fn_labels(self, e, f):
         col = self._graph_arg(e, f, ("node",))[1]
-        labels = self.view.store._labels
+        labels = self.view.arrays.labels
         return V.column([list(labels[i]) for i in col])
 
     def _fn_type(self, e, f):

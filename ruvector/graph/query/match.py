@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from ..._validate import integer
 from ...errors import QueryError, QueryLimitExceeded
 from . import ast as A
 from . import values as V
@@ -101,7 +102,7 @@ def _edge_free(frame, parents, edges, ctx, own=None):
 
 def _attend(parents, cand_nodes, frame, ctx):
     """Keep the top-k candidates per parent row; returns (kept positions, weights)."""
-    from ...attention.kernels.beam import segment_softmax_topk
+    from ...kernels.segment import segment_softmax_topk
     Q, q_slot, scale, k = ctx.attend
     ptr = np.zeros(frame.n + 1, np.int64)
     np.cumsum(np.bincount(parents, minlength=frame.n), out=ptr[1:])
@@ -227,8 +228,7 @@ def _emit(step, frame, parents, nodes, path, width, hop_w, prod_w, ctx):
 def attend_setup(attend, evaluate, view, params):
     """(Q, q slot, scale, k) for ATTEND BY ... TOP k TEMPERATURE t."""
     top = attend.top if isinstance(attend.top, int) else evaluate.param(attend.top.name)
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise QueryError(f"ATTEND TOP needs a positive integer, got {top!r}")
+    top = integer(top, "ATTEND TOP", minimum=1, error=QueryError)
     t = attend.temperature
     if not (t > 0 and math.isfinite(t)):
         raise QueryError(f"ATTEND TEMPERATURE must be positive and finite, got {t!r}")

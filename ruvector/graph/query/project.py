@@ -1,6 +1,7 @@
 """RETURN (projection, aggregation, DISTINCT), ORDER BY, SKIP and LIMIT over matched rows."""
 import numpy as np
 
+from ..._validate import integer
 from ...errors import QueryError
 from . import ast as A
 from . import values as V
@@ -90,9 +91,7 @@ def _count(value, evaluate, what):
     if value is None:
         return None
     v = evaluate.param(value.name) if isinstance(value, A.Param) else value
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise QueryError(f"{what} needs a non-negative integer, got {v!r}")
-    return int(v)
+    return integer(v, what, error=QueryError)
 
 
 def skip_limit(query, evaluate):

@@ -1,0 +1,82 @@
+"""Timing helpers shared by the benchmark suites."""
+import time
+
+import numpy as np
+
+
+def median_seconds(fn, *, budget=0.6, min_runs=5, max_runs=500, warmup=2):
+    """Median wall time of ``fn()`` over repeated runs after ``warmup`` calls.
+
+    The number of runs fits a time ``budget`` (seconds), within [min_runs, max_runs].
+    """
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    first = max(time.perf_counter() - t0, 1e-7)
+    runs = int(min(max(budget / first, min_runs), max_runs))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000):
+    """Median wall time of each function, measured in alternation (A B C A B C ...).
+
+    Alternating makes ratios robust to drifts in machine load, which sequential runs of
+    each function would fold into the comparison.  The rounds fill the time ``budget``
+    (within [min_runs, max_runs]): a cap of a few hundred rounds would squeeze the runs of
+    a 30 us call into 20 ms, where one busy stretch of the machine decides the median.
+    """
+    for fn in fns:
+        fn()
+    t0 = time.perf_counter()
+    for fn in fns:
+        fn()
+    rounds = int(min(max(budget / max(time.perf_counter() - t0, 1e-7), min_runs), max_runs))
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [float(np.median(ts)) for ts in times]
+
+
+def optional_torch(threads):
+    """The torch module limited to ``threads`` threads, or None when not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def timing_entry(seconds, flops=None):
+    """{"ms": ..., "gflops": ...} for one measurement."""
+    entry = {"ms": round(seconds * 1e3, 4)}
+    if flops:
+        entry["gflops"] = round(flops / seconds / 1e9, 2)
+    return entry
+
+
+def command(argv, description, run, report, configure=None):
+    """The one command line of a benchmark script: its own options (``configure(parser)``),
+    ``--json`` for the raw result, else the ``report(result)`` table."""
+    import argparse
+    import json
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the raw JSON result")
+    if configure is not None:
+        configure(parser)
+    args = parser.parse_args(argv)
+    result = run(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+    return result

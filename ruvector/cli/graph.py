@@ -1,0 +1,113 @@
+"""``ruvector graph import | info | query``."""
+import json
+import os
+import sys
+
+from ..errors import InvalidInput, StorageError
+
+
+def _import(args):
+    from ..graph import GraphStore
+    paths = args.paths
+    if len(paths) == 2 and paths[0].lower().endswith(".graphml"):
+        import networkx as nx
+        try:
+            G = nx.read_graphml(paths[0])
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise StorageError(f"cannot read {paths[0]}: {exc}") from None
+        store = GraphStore.from_networkx(G)
+    elif len(paths) == 3:
+        from .._arrow import read_table
+        store = GraphStore.from_arrow(read_table(paths[0]), read_table(paths[1]),
+                                      key_column=args.key_column,
+                                      source_column=args.source_column,
+                                      target_column=args.target_column,
+                                      directed=not args.undirected)
+    else:
+        raise InvalidInput("graph import takes NODES EDGES OUT_DIR (Parquet, Arrow or CSV) or "
+                           "GRAPH.graphml OUT_DIR")
+    store.save(paths[-1])
+    if not args.quiet:
+        print(f"imported {store.num_nodes} nodes and {store.num_edges} edges into {paths[-1]}")
+
+
+def _info(args):
+    from ..graph import GraphStore
+    print(json.dumps(GraphStore.info(args.dir), indent=2))
+
+
+def parse_param(text):
+    """``name=value``: value as JSON when it parses, else a string; ``@file.npy`` or
+    ``@file.json`` loads a file."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise InvalidInput(f"--param needs name=value, got {text!r}")
+    if raw.startswith("@"):
+        path = raw[1:]
+        try:
+            if path.lower().endswith(".npy"):
+                import numpy as np
+                return name, np.load(path, allow_pickle=False)
+            with open(path) as fh:
+                return name, json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot read parameter file {path}: {exc}") from None
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        return name, raw
+
+
+def _query(args):
+    from ..graph import GraphStore
+    store = GraphStore.load(args.dir)
+    params = dict(parse_param(p) for p in args.param)
+    if args.explain:
+        store.explain(args.query, params)
+        return
+    res = store.query(args.query, params, max_hops=args.max_hops,
+                      max_expansions=args.max_expansions, timeout=args.timeout)
+    if args.out:
+        import pyarrow.parquet as pq
+        tmp = args.out + ".tmp"
+        pq.write_table(res.to_arrow(), tmp)
+        os.replace(tmp, args.out)
+        print(f"{len(res)} rows -> {args.out}", file=sys.stderr)
+    elif args.json:
+        print(json.dumps({"columns": res.columns, "rows": [list(r) for r in res.rows],
+                          "stats": res.stats}, default=str))
+    else:
+        print("\t".join(res.columns))
+        for row in res.rows:
+            print("\t".join(json.dumps(v, default=str) for v in row))
+        print(f"({len(res)} rows, {res.stats['ms']} ms)", file=sys.stderr)
+
+
+def register(sub):
+    graph = sub.add_parser("graph", help="import, inspect and query graph stores")
+    gsub = graph.add_subparsers(dest="action", required=True)
+    imp = gsub.add_parser("import", help="NODES EDGES OUT_DIR (Parquet/Arrow/CSV) or "
+                                         "GRAPH.graphml OUT_DIR")
+    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.add_argument("--key-column", default="key")
+    imp.add_argument("--source-column", default="source")
+    imp.add_argument("--target-column", default="target")
+    imp.add_argument("--undirected", action="store_true")
+    imp.add_argument("--quiet", action="store_true")
+    imp.set_defaults(func=_import)
+    info = gsub.add_parser("info", help="print a graph store's summary as JSON")
+    info.add_argument("dir")
+    info.set_defaults(func=_info)
+    query = gsub.add_parser("query", help="run a MATCH ... RETURN query")
+    query.add_argument("dir")
+    query.add_argument("query")
+    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="JSON value, plain string, or @file.npy / @file.json")
+    query.add_argument("--max-hops", type=int, default=10)
+    query.add_argument("--max-expansions", type=int, default=1_000_000)
+    query.add_argument("--timeout", type=float, default=None)
+    query.add_argument("--explain", action="store_true", help="print the plan only")
+    fmt = query.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--out", help="write the rows to a Parquet file")
+    query.set_defaults(func=_query)

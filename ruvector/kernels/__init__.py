@@ -1,0 +1,2 @@
+"""Every Numba kernel of the package (free ``@njit`` functions over contiguous arrays); the
+mechanisms, layers and stores above convert and validate, then call in here."""
