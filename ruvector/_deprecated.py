@@ -47,9 +47,11 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
 
 
 def install():
-    """Make the old module paths importable (once per interpreter)."""
+    """Make the old module paths importable (once per interpreter).  First in the path:
+    otherwise ``old.package.child`` is found again under the new package's directory and
+    loaded a second time under the old name."""
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+        sys.meta_path.insert(0, _MovedFinder())
 
 
 def renamed(**old_to_new):
@@ -60,12 +62,20 @@ def renamed(**old_to_new):
         def wrapper(*args, **kwargs):
             for old, new in old_to_new.items():
                 if old in kwargs:
+                    where = _called_name(fn, args)
                     if new in kwargs:
-                        raise InvalidConfig(f"{fn.__qualname__}: pass {new}= only ({old}= is "
+                        raise InvalidConfig(f"{where}: pass {new}= only ({old}= is "
                                             "its deprecated name)")
-                    warnings.warn(f"{fn.__qualname__}: {old}= is deprecated, use {new}=",
+                    warnings.warn(f"{where}: {old}= is deprecated, use {new}=",
                                   DeprecationWarning, stacklevel=2)
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
         return wrapper
     return decorate
+
+
+def _called_name(fn, args):
+    """``Class.method`` of the object called on (a subclass, not the base that defines it)."""
+    if args and getattr(type(args[0]), fn.__name__, None) is not None:
+        return f"{type(args[0]).__name__}.{fn.__name__}"
+    return fn.__qualname__

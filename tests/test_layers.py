@@ -3,8 +3,6 @@ floors below, and never a private (underscore) name of another package."""
 import ast
 import pathlib
 
-import pytest
-
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "ruvector"
 
 # Lowest first.  A module belongs to the longest prefix that names it.

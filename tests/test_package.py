@@ -50,3 +50,17 @@ def test_tune_malloc_applies_on_glibc():
     """)
     applied, libc = out.split()
     assert applied == "True" or libc != "glibc"
+
+
+def test_every_mechanism_and_layer_is_a_module_importable_from_its_package():
+    import ruvector
+    from ruvector import attention, gnn, nn
+    from ruvector.attention import Manifold, SparseMask
+    classes = [getattr(pkg, name) for pkg in (attention, gnn, nn) for name in pkg.__all__]
+    mechanisms = [c for c in classes if isinstance(c, type)
+                  and not issubclass(c, (Manifold, SparseMask, nn.CSRGraph))]
+    assert len(mechanisms) == 15
+    assert [c.__name__ for c in mechanisms if not issubclass(c, nn.Module)] == []
+    for name in ("SparseAttention", "HyperbolicAttention", "SphericalAttention",
+                 "MixedCurvatureAttention", "GATLayer", "GNN", "CSRGraph"):
+        assert getattr(ruvector, name) in classes

@@ -238,25 +238,25 @@ def _single_query(query, key, value, scale, dtype, max_keys):
 
 
 def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, scale=None,
-                                 return_weights=False, dtype=np.float32,
+                                 need_weights=False, dtype=np.float32,
                                  max_keys=DEFAULT_MAX_KEYS):
     """softmax(scale * Q K^T masked) V for any accepted rank; see :func:`prepare_inputs`.
 
     Returns the output in the query's rank (last dim = value width) and, when
-    ``return_weights``, the weights in the logits shape (..., Lq, Lk).
+    ``need_weights``, the weights in the logits shape (..., Lq, Lk).
     """
-    if mask is None and not causal and not return_weights:
+    if mask is None and not causal and not need_weights:
         out = _single_query(query, key, value, scale, dtype, max_keys)
         if out is not None:
             return out
     out, w, _ = sdpa_with_context(query, key, value, mask, causal=causal, scale=scale,
-                                  return_weights=return_weights, dtype=dtype,
+                                  need_weights=need_weights, dtype=dtype,
                                   max_keys=max_keys)
-    return (out, w) if return_weights else out
+    return (out, w) if need_weights else out
 
 
 def sdpa_with_context(query, key, value, mask=None, *, causal=False, scale=None,
-                      return_weights=False, dtype=np.float32, max_keys=DEFAULT_MAX_KEYS,
+                      need_weights=False, dtype=np.float32, max_keys=DEFAULT_MAX_KEYS,
                       drop_p=0.0, seed=0):
     """Validated forward returning ``(out, weights or None, (ctx, prepared))``.
 
@@ -279,7 +279,7 @@ def sdpa_with_context(query, key, value, mask=None, *, causal=False, scale=None,
         out4, ctx, _ = attention_forward(q, k, v, prep.mask, causal, scale, drop_p, seed)
     out = restore_rank(out4.astype(prep.q.dtype, copy=False), prep.rank, prep.lead)
     weights = None
-    if return_weights:
+    if need_weights:
         w4 = attention_weights(ctx).astype(prep.q.dtype, copy=False)
         weights = restore_rank(w4, prep.rank, prep.lead)
     return out, weights, (ctx, prep)

@@ -17,16 +17,19 @@ MixedCurvatureAttention over a ProductManifold: w_ij = softmax_j(-sqrt(sum_c a_c
 k_j)²) / temperature) with per-component mixing weights a_c >= 0, out_i = exp_{q_i}(sum_j
 w_ij log_{q_i}(v_j)) component by component.
 
-Inputs: a query (D,) or queries (N, D), keys and values (M, D); ``forward_batch`` takes
-(B, N, D) / (B, M, D).  Outputs stay on the manifold.  ``backward(grad_out)`` returns
-(d_query, d_keys, d_values) of the last forward (tangent and Einstein aggregation, sphere and
+Inputs: a query (D,) or queries (N, D), key and value (M, D); ``forward_batch`` takes
+(B, N, D) / (B, M, D).  Outputs stay on the manifold.  ``reference(query, key, value)``
+evaluates the same formulas in float64 NumPy (the slow reference the kernels are tested
+against).  ``backward(grad_out)`` returns (d_query, d_key, d_value) of the last forward (tangent and Einstein aggregation, sphere and
 mixed), computed by reverse-mode differentiation of the formulas in float64.
 """
 import numpy as np
 
+from .._deprecated import renamed
 from .._threads import num_workers
 from .._validate import as_array, check_finite, positive_int
-from ..errors import DimensionMismatch, InvalidConfig
+from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
+from ..nn.module import Module
 from . import _autodiff as ad
 from ..kernels import hyperbolic
 from .manifolds import BALL_EPS, MIN_NORM, Euclidean, PoincareBall, ProductManifold, Sphere
@@ -40,10 +43,12 @@ def _compute_dtype(query):
     return np.dtype(np.float64 if getattr(query, "dtype", None) == np.float64 else np.float32)
 
 
-class _GeometricAttention:
-    """Shared input handling, tangent-mean aggregation and autodiff backward."""
+class _GeometricAttention(Module):
+    """Shared input handling, tangent-mean aggregation and autodiff backward (no
+    parameters; the compute dtype follows the query: float64 stays float64)."""
 
     def __init__(self, dim, manifold, temperature):
+        super().__init__()
         self.dim = positive_int(dim, "dim")
         self.manifold = manifold
         self.temperature = float(temperature)
@@ -52,19 +57,19 @@ class _GeometricAttention:
         self._cache = None
         self._weights = None
 
-    def _inputs(self, query, keys, values):
+    def _inputs(self, query, key, value):
         """Arrays in the query's float dtype (float64 input stays float64, anything else
         becomes float32); formulas evaluate in float64.  NaN/Inf are found in the results
         (every input entry reaches the weights or the output), see :meth:`forward`."""
         dt = _compute_dtype(query)
         q = as_array(query, "query", dtype=dt, ndim=(1, 2), check=False)
-        k = as_array(keys, "keys", dtype=dt, ndim=2, check=False)
-        v = as_array(values, "values", dtype=dt, ndim=2, check=False)
-        for name, a in (("query", q), ("keys", k), ("values", v)):
+        k = as_array(key, "key", dtype=dt, ndim=2, check=False)
+        v = as_array(value, "value", dtype=dt, ndim=2, check=False)
+        for name, a in (("query", q), ("key", k), ("value", v)):
             if a.shape[-1] != self.dim:
                 raise DimensionMismatch(f"{name} {a.shape} must have width dim={self.dim}")
         if k.shape[0] != v.shape[0]:
-            raise DimensionMismatch(f"keys {k.shape} and values {v.shape} differ in length")
+            raise DimensionMismatch(f"key {k.shape} and value {v.shape} differ in length")
         return q, k, v, dt
 
     def _eps(self, dt):
@@ -89,19 +94,31 @@ class _GeometricAttention:
     def _prepare_points(self, q, k, v, eps):
         return q, k, v
 
-    def forward(self, query, keys, values):
+    def _points(self, query, key, value):
+        """Validated (q (N, D), k, v, dt, query rank) on the manifold."""
+        q, k, v, dt = self._inputs(query, key, value)
+        q2, k, v = self._prepare_points(q.reshape(-1, self.dim), k, v, self._eps(dt))
+        return q2, k, v, dt, q.ndim
+
+    @renamed(keys="key", values="value")
+    def forward(self, query, key, value):
         """Output point(s): (D,) for one query, (N, D) for N."""
-        q, k, v, dt = self._inputs(query, keys, values)
-        q2 = q.reshape(-1, self.dim)
-        q2, k, v = self._prepare_points(q2, k, v, self._eps(dt))
+        q2, k, v, dt, qndim = self._points(query, key, value)
         out, w, finite = self._compute(q2, k, v, dt)
         if not finite:
-            for name, a in (("query", q), ("keys", k), ("values", v)):
+            for name, a in (("query", q2), ("key", k), ("value", v)):
                 check_finite(a, name)
-        self._cache = (q2, k, v, dt, query.ndim if hasattr(query, "ndim") else q.ndim)
+        self._cache = (q2, k, v, dt, qndim)
         self._weights = w
         out = out.astype(dt)
-        return out[0] if q.ndim == 1 else out
+        return out[0] if qndim == 1 else out
+
+    def reference(self, query, key, value):
+        """(out, weights) from the formulas in float64 NumPy, without the kernels; shapes
+        as :meth:`forward` and :meth:`compute_manifold_weights`."""
+        q2, k, v, dt, qndim = self._points(query, key, value)
+        out, w, _ = _GeometricAttention._compute(self, q2, k, v, dt)
+        return (out[0], w[0]) if qndim == 1 else (out, w)
 
     __call__ = forward
 
@@ -113,26 +130,26 @@ class _GeometricAttention:
         out, w = ad.value(out), ad.value(w)
         return out, w, bool(np.isfinite(out.sum()) and np.isfinite(w.sum()))
 
-    def forward_batch(self, queries, keys, values):
+    @renamed(queries="query", keys="key", values="value")
+    def forward_batch(self, query, key, value):
         """(B, N, D) queries with (B, M, D) keys and values -> (B, N, D)."""
-        dt = _compute_dtype(queries)
+        dt = _compute_dtype(query)
         Q, K, V = (as_array(a, name, dtype=dt, ndim=3, check=False)   # forward checks values
-                   for a, name in ((queries, "queries"), (keys, "keys"), (values, "values")))
+                   for a, name in ((query, "query"), (key, "key"), (value, "value")))
         if not Q.shape[0] == K.shape[0] == V.shape[0]:
             raise DimensionMismatch(f"batch sizes differ: {Q.shape}, {K.shape}, {V.shape}")
         return np.stack([self.forward(Q[b], K[b], V[b]) for b in range(Q.shape[0])])
 
-    def compute_manifold_weights(self, query, keys):
+    @renamed(keys="key")
+    def compute_manifold_weights(self, query, key):
         """softmax_j(-d(q, k_j) / temperature): (M,) for one query, (N, M) for N."""
-        q, k, _, dt = self._inputs(query, keys, keys)
-        q2 = q.reshape(-1, self.dim)
-        q2, k, _ = self._prepare_points(q2, k, k, self._eps(dt))
+        q2, k, _, dt, qndim = self._points(query, key, key)
         out, w, finite = self._compute(q2, k, k, dt)
         if not finite:
-            check_finite(q, "query")
-            check_finite(k, "keys")
+            check_finite(q2, "query")
+            check_finite(k, "key")
         w = w.astype(dt)
-        return w[0] if q.ndim == 1 else w
+        return w[0] if qndim == 1 else w
 
     def get_attention_weights(self):
         """Weights (N, M) of the last forward."""
@@ -146,7 +163,7 @@ class _GeometricAttention:
         return self.manifold.logmap(base, point)
 
     def backward(self, grad_out):
-        """(d_query, d_keys, d_values) of the last forward given dL/d out."""
+        """(d_query, d_key, d_value) of the last forward given dL/d out."""
         if self._cache is None:
             raise InvalidConfig(f"{type(self).__name__}.backward called before forward")
         q, k, v, dt, qndim = self._cache
@@ -172,7 +189,7 @@ class HyperbolicAttention(_GeometricAttention):
     def _prepare_points(self, q, k, v, eps):
         ball = self.manifold
         if ball.strict:
-            for name, a in (("query", q), ("keys", k), ("values", v)):
+            for name, a in (("query", q), ("key", k), ("value", v)):
                 ball._points(a, None, name)
         return q, k, v
 
@@ -238,9 +255,8 @@ class SphericalAttention(_GeometricAttention):
         super().__init__(dim, Sphere(radius), temperature)
 
     def _prepare_points(self, q, k, v, eps):
-        for name, a in (("query", q), ("keys", k), ("values", v)):
+        for name, a in (("query", q), ("key", k), ("value", v)):
             if np.any(np.linalg.norm(a, axis=-1) == 0):
-                from ..errors import InvalidInput
                 raise InvalidInput(f"{name} has a zero vector, which has no place on the sphere")
         return q, k, v
 

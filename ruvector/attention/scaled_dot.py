@@ -1,6 +1,7 @@
 """ScaledDotProductAttention: the fused kernel as a (parameter-free) Module."""
 import numpy as np
 
+from .._deprecated import renamed
 from .._validate import as_array, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig
 from ..nn.module import Module, make_rng
@@ -23,12 +24,12 @@ class ScaledDotProductAttention(Module):
     max_keys : int
         Cap on keys per call; more raises InvalidInput.
 
-    ``forward(query, keys, values, mask=None, return_weights=False)`` accepts a query
-    (D,), (Lq, D), (B, Lq, D) or (B, H, Lq, D) with keys/values of the same leading shape
+    ``forward(query, key, value, mask=None, need_weights=False)`` accepts a query
+    (D,), (Lq, D), (B, Lq, D) or (B, H, Lq, D) with key/value of the same leading shape
     ((Lk, D) for a single query); values may have another width Dv.  ``mask`` is boolean,
     True = may attend, broadcastable to the logits shape (..., Lq, Lk).  A query row with no
     allowed key returns zeros.  Returns the output (query's rank, last dim Dv), plus the
-    weights (..., Lq, Lk) when ``return_weights``.  float64 input is converted to the
+    weights (..., Lq, Lk) when ``need_weights``.  float64 input is converted to the
     module's dtype (float32 by default).
     """
 
@@ -47,34 +48,36 @@ class ScaledDotProductAttention(Module):
         self._weights = None
         self._cache = None
 
-    def forward(self, query, keys, values, mask=None, return_weights=False):
+    @renamed(keys="key", values="value", return_weights="need_weights")
+    def forward(self, query, key, value, mask=None, need_weights=False):
         drop = self.dropout if self.training else 0.0
         seed = int(self._rng.integers(2**62)) if drop > 0 else 0
         out, weights, (ctx, prep) = F.sdpa_with_context(
-            query, keys, values, mask, causal=self.causal, scale=self.scale,
-            return_weights=return_weights, dtype=self.dtype, max_keys=self.max_keys,
+            query, key, value, mask, causal=self.causal, scale=self.scale,
+            need_weights=need_weights, dtype=self.dtype, max_keys=self.max_keys,
             drop_p=drop, seed=seed)
         self._cache = (ctx, prep)
-        if return_weights:
+        if need_weights:
             self._weights = weights
             return out, weights
         return out
 
     __call__ = forward
 
-    def forward_batch(self, queries, keys, values, mask=None):
-        """Batched forward: queries (B, Lq, D), keys (B, Lk, D), values (B, Lk, Dv)."""
-        q = np.asarray(queries)
+    @renamed(queries="query", keys="key", values="value")
+    def forward_batch(self, query, key, value, mask=None):
+        """Batched forward: query (B, Lq, D), key (B, Lk, D), value (B, Lk, Dv)."""
+        q = np.asarray(query)
         if q.ndim != 3:
-            raise DimensionMismatch(f"queries must be (B, Lq, D), got shape {q.shape}")
-        return self.forward(q, keys, values, mask)
+            raise DimensionMismatch(f"query must be (B, Lq, D), got shape {q.shape}")
+        return self.forward(q, key, value, mask)
 
     def get_attention_weights(self):
         """Weights of the last forward that asked for them (None before any)."""
         return self._weights
 
     def backward(self, grad_output):
-        """Gradients (d_query, d_keys, d_values) of the last forward, in the inputs' shapes."""
+        """Gradients (d_query, d_key, d_value) of the last forward, in the inputs' shapes."""
         ctx, prep = self._require_cache(self._cache)
         expected = F.restore_rank(ctx.out, prep.rank, prep.lead).shape
         g = as_array(grad_output, "grad_output", dtype=self.dtype, allow_empty=True)

@@ -20,8 +20,9 @@ Execution: a plain window runs on the tiled dense kernels restricted to the band
 pattern is the band plus dense attention inside each residue class, merged by log-sum-exp;
 block-sparse masks with blocks >= 16 run as batched dense tiles over each query block's
 gathered key blocks; global tokens add their pairs outside the band through the CSR
-kernels, merged by log-sum-exp; other patterns run on the CSR kernels of :mod:`ruvector.attention.kernels.sparse`; top-k
-scores blocks of query rows with BLAS and keeps each row's k best.
+kernels, merged by log-sum-exp; other patterns run on the CSR kernels of
+:mod:`ruvector.kernels.sparse`; top-k scores blocks of query rows with BLAS and keeps each
+row's k best.
 """
 import numpy as np
 
@@ -29,6 +30,7 @@ from .._threads import blas_single_thread
 from .._validate import as_bool_mask, check_finite, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..kernels.csr import csr_order
+from ..nn.module import Module
 from .functional import attention_backward, attention_forward, prepare_inputs, restore_rank
 
 
@@ -189,15 +191,15 @@ class StridedMask(WindowedMask):
         return self._band(Lq, Lk, causal, self.window, self.stride)
 
 
-class SparseAttention:
+class SparseAttention(Module):
     """Attention restricted to a sparse pattern; inputs (L, D), (B, L, D) or (B, H, L, D)
     (the pattern is shared by every batch and head).  ``backward(grad_out)`` returns
     (dq, dk, dv) of the last forward (top-k: gradients through the kept entries)."""
 
     def __init__(self, scale=None, causal=False, dtype=np.float32):
+        super().__init__(dtype)
         self.scale = scale
         self.causal = bool(causal)
-        self.dtype = dtype
         self._ctx = None
 
     # -- patterns --------------------------------------------------------------------------------

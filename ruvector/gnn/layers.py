@@ -2,11 +2,12 @@
 j -> i, normalised over the incoming edges of each target: GATLayer, GINLayer, SAGELayer.
 
 Every layer is a Module with ``forward(x, graph, ...)`` and ``backward(grad_out)``; ``graph``
-is an edge_index array or a :class:`ruvector.graph.CSRGraph`.  Kernels: CSR by target for
+is an edge_index array or a :class:`ruvector.nn.CSRGraph`.  Kernels: CSR by target for
 the forward and target-side gradients, CSR by source for scatters (deterministic).
 """
 import numpy as np
 
+from .._deprecated import renamed
 from .._validate import as_array, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.csr import as_csr, k_hop_nodes
@@ -123,8 +124,9 @@ class GATLayer(Module):
         loops = sums / np.maximum(deg, 1)[:, None]
         return np.ascontiguousarray(np.concatenate([kept_attr, loops]))
 
-    def forward(self, x, graph, edge_attr=None, return_attention=False):
-        """Output (N, H out_dim) or (N, out_dim); with ``return_attention`` also
+    @renamed(return_attention="need_weights")
+    def forward(self, x, graph, edge_attr=None, need_weights=False):
+        """Output (N, H out_dim) or (N, out_dim); with ``need_weights`` also
         ``(edge_index_with_self_loops (2, E'), alpha (E', H))``."""
         x, g, attr, kept = self._prepare(x, graph, edge_attr)
         N, H, C = x.shape[0], self.heads, self.out_dim
@@ -148,7 +150,7 @@ class GATLayer(Module):
         y = out.reshape(N, H * C) if self.concat else out.mean(axis=1)
         if "bias" in self._params:
             y = y + self.bias
-        if return_attention:
+        if need_weights:
             return y, (g.edge_index, alpha[g.pos_t])  # rows back in edge order
         return y
 
@@ -187,7 +189,8 @@ class GATLayer(Module):
         d_attr = matmul(dhe, _transposed(self.weight_edge))
         return dx, self._edge_attr_grad(d_attr, kept, g, attr_shape)
 
-    def forward_with_edges(self, query, keys, values, edge_index, edge_attr=None):
+    @renamed(keys="key", values="value")
+    def forward_with_edges(self, query, key, value, edge_index, edge_attr=None):
         """Graph attention of one query node over the key nodes linked to it (no self-loop).
 
         ``edge_index`` lists the query's incoming edges: a (2, E) array whose row 0 holds key
@@ -198,14 +201,14 @@ class GATLayer(Module):
             out = sum_e alpha_e v_j W (+ bias),  heads concatenated or averaged
 
         i.e. the layer's output at a node with features ``query`` whose in-neighbours have
-        key features ``keys`` (for scores) and value features ``values`` (for messages).
+        key features ``key`` (for scores) and value features ``value`` (for messages).
         With no edge the output is the bias (zeros without one).
         """
         q = _features(np.reshape(query, (1, -1)), self.in_dim, self.dtype, "query")
-        k = _features(keys, self.in_dim, self.dtype, "keys")
-        v = _features(values, self.in_dim, self.dtype, "values")
+        k = _features(key, self.in_dim, self.dtype, "key")
+        v = _features(value, self.in_dim, self.dtype, "value")
         if v.shape[0] != k.shape[0]:
-            raise DimensionMismatch(f"keys {k.shape} and values {v.shape} differ in length")
+            raise DimensionMismatch(f"key {k.shape} and value {v.shape} differ in length")
         ei = np.asarray(edge_index)
         if ei.ndim == 2:
             if ei.shape[0] != 2 or (ei.size and np.any(ei[1] != 0)):

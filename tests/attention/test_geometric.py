@@ -144,7 +144,7 @@ def test_seed_api_batch_and_errors(rng):
 def test_nan_inputs_raise_named_errors(rng, aggregation):
     q, K, V = ball(rng, (2, 3)), ball(rng, (6, 3)), ball(rng, (6, 3))
     att = HyperbolicAttention(3, aggregation=aggregation)
-    for which, name in enumerate(("query", "keys", "values")):
+    for which, name in enumerate(("query", "key", "value")):
         arrays = [q.copy(), K.copy(), V.copy()]
         arrays[which][1, 1] = np.nan if which != 1 else np.inf
         with pytest.raises(InvalidInput, match=name):

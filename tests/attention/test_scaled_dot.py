@@ -20,7 +20,7 @@ def test_forward_matches_reference(B, H, Lq, Lk, D, Dv, causal, masked, seed):
     rng = np.random.default_rng(seed)
     q, k, v = _rand(rng, B, H, Lq, D), _rand(rng, B, H, Lk, D), _rand(rng, B, H, Lk, Dv)
     mask = rng.random((B, 1, Lq, Lk)) > 0.3 if masked else None
-    out, w = sdpa(q, k, v, mask, causal=causal, return_weights=True)
+    out, w = sdpa(q, k, v, mask, causal=causal, need_weights=True)
     ref_out, ref_w = reference_attention(q, k, v, mask, causal)
     assert out.shape == (B, H, Lq, Dv) and out.dtype == np.float32
     np.testing.assert_allclose(out, ref_out, rtol=1e-4, atol=2e-5)
@@ -33,7 +33,7 @@ def test_every_rank_returns_matching_form(rng, rank):
     lead = {1: (), 2: (), 3: (2,), 4: (2, 3)}[rank]
     q = _rand(rng, *lead, *(() if rank == 1 else (4,)), D)
     k, v = _rand(rng, *lead, Lk, D), _rand(rng, *lead, Lk, Dv)
-    out, w = sdpa(q, k, v, return_weights=True)
+    out, w = sdpa(q, k, v, need_weights=True)
     ref_out, ref_w = reference_attention(q[..., None, :] if rank == 1 else q, k, v)
     if rank == 1:
         ref_out, ref_w = ref_out[0], ref_w[0]
@@ -47,7 +47,7 @@ def test_weights_sum_to_one_and_masked_are_exactly_zero(rng):
     q, k, v = _rand(rng, 3, 40, 16), _rand(rng, 3, 70, 16), _rand(rng, 3, 70, 16)
     mask = rng.random((3, 40, 70)) > 0.5
     mask[:, 0, :] = False  # a row with no allowed key
-    out, w = sdpa(q, k, v, mask, return_weights=True)
+    out, w = sdpa(q, k, v, mask, need_weights=True)
     assert np.all(w[~mask] == 0.0)
     np.testing.assert_allclose(w[:, 1:].sum(-1), 1.0, rtol=1e-5)
     assert np.all(out[:, 0] == 0.0) and np.all(w[:, 0] == 0.0)
@@ -55,7 +55,7 @@ def test_weights_sum_to_one_and_masked_are_exactly_zero(rng):
 
 def test_causal_with_more_keys_is_top_left_aligned(rng):
     q, k, v = _rand(rng, 5, 8), _rand(rng, 9, 8), _rand(rng, 9, 8)
-    _, w = sdpa(q, k, v, causal=True, return_weights=True)
+    _, w = sdpa(q, k, v, causal=True, need_weights=True)
     assert np.all(np.triu(w, 1) == 0.0)
     assert np.all(w[np.tril(np.ones(w.shape, bool))] > 0.0)
 
@@ -84,7 +84,7 @@ def test_split_key_chunks_merge_exactly(rng, monkeypatch):
     mask = np.zeros((3, 1000), dtype=bool)
     mask[0, :10] = True  # only the first key chunk holds allowed keys for row 0
     mask[1, 990:] = True
-    out, w = sdpa(q, k, v, mask, return_weights=True)
+    out, w = sdpa(q, k, v, mask, need_weights=True)
     ref_out, ref_w = reference_attention(q, k, v, mask)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6)
     assert np.all(out[2] == 0)
@@ -106,7 +106,7 @@ def test_extreme_logits_give_finite_output():
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out, big, rtol=1e-6)
     k[3] = -big
-    out, w = sdpa(q, k, v, return_weights=True)
+    out, w = sdpa(q, k, v, need_weights=True)
     assert np.all(np.isfinite(out)) and np.all(w[:, 3] == 0)
 
 
@@ -252,7 +252,7 @@ def test_module_api(rng):
     q, k, v = _rand(rng, 2, 5, 4), _rand(rng, 2, 5, 4), _rand(rng, 2, 5, 6)
     out = attn.forward_batch(q, k, v)
     assert out.shape == (2, 5, 6)
-    out2, w = attn.forward(q, k, v, return_weights=True)
+    out2, w = attn.forward(q, k, v, need_weights=True)
     np.testing.assert_array_equal(out, out2)
     assert attn.get_attention_weights() is w
     with pytest.raises(DimensionMismatch):

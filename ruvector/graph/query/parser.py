@@ -2,6 +2,7 @@
 
 Errors are :class:`QuerySyntaxError` with 1-based line/column and a caret under the
 offending token; nothing else escapes (size and nesting limits included)."""
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -9,7 +10,9 @@ from ...errors import QueryError, QuerySyntaxError
 from . import ast as A
 
 MAX_QUERY_CHARS = 100_000
-_KEYWORD_OPS = {"AND", "OR", "XOR"}
+MAX_NESTING = 100
+# strings, quoted names and comments (whose brackets do not nest) or one bracket
+_BRACKETS = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]+`|//[^\n]*|[()\[\]{}]")
 
 
 @lru_cache(maxsize=1)
@@ -326,6 +329,21 @@ def _syntax_error(text, exc):
     return QuerySyntaxError(f"{what} at line {line}, column {col}\n  {src}\n  {caret}", line, col)
 
 
+def _check_nesting(text):
+    """QueryError when brackets ( [ { nest deeper than MAX_NESTING outside strings."""
+    if sum(text.count(c) for c in "([{") <= MAX_NESTING:
+        return
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        tok = match.group()
+        if tok in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise QueryError(f"query nests brackets more than {MAX_NESTING} deep")
+        elif tok in ")]}":
+            depth = max(depth - 1, 0)
+
+
 @lru_cache(maxsize=256)
 def parse(text):
     """Parse a query; raises QuerySyntaxError / QueryError (never anything else)."""
@@ -334,6 +352,7 @@ def parse(text):
         raise QueryError(f"query must be a string, got {type(text).__name__}")
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"query has {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+    _check_nesting(text)
     try:
         tree = _lark().parse(text)
         return _transformer_class()(text).transform(tree)

@@ -66,7 +66,7 @@ def test_gat_matches_reference(rng, concat, loops, edge_dim):
                      seed=1)
     layer.bias[:] = rng.standard_normal(layer.bias.shape)
     x = rng.standard_normal((N, 5))
-    y, (ei2, alpha) = layer.forward(x, ei, attr, return_attention=True)
+    y, (ei2, alpha) = layer.forward(x, ei, attr, need_weights=True)
     ref_y, ref_alpha = gat_reference(layer, x, ei, attr)
     np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(alpha, ref_alpha, rtol=1e-4, atol=1e-6)
@@ -214,7 +214,7 @@ def test_gat_on_several_row_blocks_and_wide_heads(rng, dtype):
     x = rng.standard_normal((N, din))
     layer = GATLayer(din, 13, heads=2, seed=5, dtype=dtype)
     layer.bias[:] = rng.standard_normal(layer.bias.shape)
-    y, (_, alpha) = layer.forward(x.astype(dtype), ei, return_attention=True)
+    y, (_, alpha) = layer.forward(x.astype(dtype), ei, need_weights=True)
     ref_y, ref_alpha = gat_reference(layer, x, ei)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(y, ref_y, rtol=tol, atol=tol * 10)

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from ruvector.errors import QueryError, QuerySyntaxError
 from ruvector.graph.query import ast as A
-from ruvector.graph.query.parser import MAX_QUERY_CHARS, parse
+from ruvector.graph.query.parser import MAX_NESTING, MAX_QUERY_CHARS, parse
 
 
 def test_full_query_ast():
@@ -140,5 +140,12 @@ def test_fuzz_mutated_queries(text, pos, cut, insert):
 
 
 def test_deep_nesting_is_an_error_not_a_crash():
-    _only_query_errors("MATCH (a) RETURN " + "(" * 5000 + "1" + ")" * 5000)
-    _only_query_errors("MATCH (a) RETURN " + "-" * 20000 + "1")
+    with pytest.raises(QueryError, match="more than 100 deep"):
+        parse("MATCH (a) RETURN " + "(" * 5000 + "1" + ")" * 5000)
+    with pytest.raises(QueryError, match="nests too deeply"):
+        parse("MATCH (a) RETURN " + "-" * 20000 + "1")
+
+
+def test_nesting_up_to_the_limit_and_brackets_in_strings_parse():
+    assert parse("MATCH (a) RETURN " + "(" * MAX_NESTING + "1" + ")" * MAX_NESTING)
+    assert parse("MATCH (a) RETURN '" + "(" * 500 + "' // " + "[" * 500)

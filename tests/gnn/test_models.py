@@ -5,7 +5,7 @@ from ruvector import InvalidConfig, InvalidInput, SAGELayer
 from ruvector.gnn import GATLayer
 from ruvector.gnn import GNN, AttentionalPooling, AttentionGNNLayer, subgraph_embedding
 from tests.conftest import finite_difference, rel_error
-from tests.graph.test_layers import random_graph
+from tests.gnn.test_layers import random_graph
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
