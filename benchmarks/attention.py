@@ -4,8 +4,6 @@ Shapes (issue 2): (a) 1 query x 1000 keys, d=128; (b) 32 x 1000, d=128; (c) self
 L=512, d=64, 8 heads, batch 1 and 8; (d) L=4096, d=64, 1 head; (e) a MultiHeadAttention
 layer, d_model=512, 8 heads, L=512.  Forward FLOPs count 4 B H Lq Lk D (two products).
 """
-import platform
-
 import numba
 import numpy as np
 
@@ -103,9 +101,7 @@ def run(quick=False, seed=0, rounds=None):
         for name, shape in shapes.items():
             ours[name].append(bench_sdpa(shape, rng, budget))
         ours[mha_name].append(bench_mha(rng, budget, d_model, heads, L))
-    result = {"benchmark": "attention", "threads": threads,
-              "machine": platform.processor() or platform.machine(),
-              "numpy": np.__version__, "numba": numba.__version__, "torch": version,
+    result = {"benchmark": "attention", "threads": threads, "torch": version,
               "quick": quick, "rounds": rounds, "malloc_tuned": malloc_tuned, "results": {}}
     for name, (B, H, Lq, Lk, D) in shapes.items():
         flops = 4.0 * B * H * Lq * Lk * D

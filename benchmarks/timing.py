@@ -1,5 +1,7 @@
 """Timing helpers shared by the benchmark suites."""
+import platform
 import time
+from importlib import metadata
 
 import numpy as np
 
@@ -64,6 +66,33 @@ def timing_entry(seconds, flops=None):
     return entry
 
 
+def cpu_model():
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "Model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """What a figure was measured on: CPU model, the kernels' instruction set, threads and
+    the versions of the libraries compared."""
+    import numba
+    from ruvector.kernels import _isa
+    versions = {}
+    for name in ("ruvector", "numpy", "numba", "hnswlib", "torch", "torch_geometric", "faiss-cpu"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": cpu_model(), "arch": platform.machine(), "isa": _isa.ISA,
+            "threads": numba.get_num_threads(), "versions": versions}
+
+
 def command(argv, description, run, report, configure=None):
     """The one command line of a benchmark script: its own options (``configure(parser)``),
     ``--json`` for the raw result, else the ``report(result)`` table."""
@@ -75,8 +104,14 @@ def command(argv, description, run, report, configure=None):
         configure(parser)
     args = parser.parse_args(argv)
     result = run(args)
+    if isinstance(result, dict):
+        result["machine"] = machine()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        if isinstance(result, dict):
+            m = result["machine"]
+            print(f"{m['cpu']} ({m['arch']}), kernels built for {m['isa']}, "
+                  f"{m['threads']} threads")
         report(result)
     return result

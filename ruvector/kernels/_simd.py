@@ -7,13 +7,15 @@ intrinsic that emits the classic broadcast-FMA micro-kernel (as in BLIS/GotoBLAS
 
     C[i, j] (+)= sum_k A[i sa_r + k sa_c] * B[k ldb + j],   0 <= i < MR, 0 <= j < NR,
 
-with MR = 6 rows and NR = 2 SIMD vectors of columns (16 float32 / 8 float64 with AVX2):
-twelve vector accumulators stay in registers for the whole k loop; every step loads two
-vectors of B's row k and broadcasts one element of A per row.  A is addressed through two
-strides, so ``A`` may be a matrix or the transpose of one without a copy; B and C are
-row-major with leading dimensions ``ldb`` and ``ldc``.  ``mr < MR`` rows are handled in
-the kernel (loads clamped to the last valid row, stores skipped); the caller covers column
-remainders (:func:`gemm_block` does it with plain loops).
+with MR = 6 rows and NR = 2 SIMD vectors of columns, the vectors as wide as the chosen
+instruction set's (:mod:`._isa`: 32 float32 / 16 float64 columns with AVX-512, 16 / 8 with
+AVX2, 8 / 4 generic): twelve vector accumulators stay in registers for the whole k loop;
+every step loads two vectors of B's row k and broadcasts one element of A per row
+(:data:`mk_block_one` does the same with one vector).  A is addressed through two strides,
+so ``A`` may be a matrix or the transpose of one without a copy; B and C are row-major
+with leading dimensions ``ldb`` and ``ldc``.  ``mr < MR`` rows are handled in the kernel
+(loads clamped to the last valid row, stores skipped); the caller covers column remainders
+(:func:`gemm_block`: one-vector blocks, then plain loops).
 
 Arrays are 1-D contiguous (flat views of the matrices); offsets, strides and leading
 dimensions are in elements.
@@ -23,6 +25,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import _isa
 from ._math import EXP_UNDERFLOW, FASTMATH, fexp
 
 MR = 6      # rows per micro-tile
@@ -30,8 +33,8 @@ NVEC = 2    # SIMD vectors of columns per micro-tile
 
 
 def lanes(dtype):
-    """SIMD lanes of a 256-bit vector for a Numba float type."""
-    return 8 if dtype == types.float32 else 4
+    """SIMD lanes of the chosen vector width for a Numba float type."""
+    return _isa.lanes(4 if dtype == types.float32 else 8)
 
 
 ACCUMULATE = 1  # mode bit: C += A B instead of C = A B
@@ -80,135 +83,146 @@ def _vector_exp(context, builder, x, vty, width, f32):
     return builder.fmul(p, two_k)
 
 
-@intrinsic
-def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr, mode,
-             cs, cs_off, cs_len):
-    """C block (+)= A block @ B panel (see module docstring); ``mode`` bits:
+def _micro_kernel(nvec):
+    """The micro-kernel intrinsic over ``nvec`` SIMD vectors of columns."""
 
-    - ACCUMULATE: C += A B instead of C = A B;
-    - COLUMN_MAX: colmax = max(colmax, column maxima of A B);
-    - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
-      a product is NaN/Inf: the caller's sums carry the poison); for scores of tiles with
-      no masked entry (exp arguments below -87 give e^-87, see :func:`_vector_exp`);
-    - EXP_NO_SUMS (with EXP_SHIFTED): the exponentials only, ``sums`` left alone;
-    - GRAD_SOFTMAX: C = C_old * (A B - shift), the softmax backward dS = P (dP - delta) with
-      P in C and delta as the shift (not combined with the other bits).
+    def mk_block(typingctx, c, c_off, ldc, a, a_off, sa_r, sa_c, b, b_off, ldb, kdim, mr, mode,
+                 cs, cs_off, cs_len):
+        """C block (+)= A block @ B panel (see module docstring); ``mode`` bits:
 
-    The column state ``cs`` holds colmax, shift and sums in segments of ``cs_len``; this
-    block's columns start at ``cs_off`` in each.  Rows past ``mr`` repeat row mr - 1: they
-    cannot change a maximum and are left out of the sums and stores.
-    """
-    if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == cs.ndim == 1
-            and c.dtype in (types.float32, types.float64)
-            and a.dtype == c.dtype and b.dtype == c.dtype and cs.dtype == c.dtype):
-        return None
-    ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, mode, cs_off, cs_len)
-    if not all(isinstance(t, types.Integer) for t in ints):
-        return None
-    sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp,
-                     b, types.intp, types.intp, types.intp, types.intp, types.intp,
-                     cs, types.intp, types.intp)
+        - ACCUMULATE: C += A B instead of C = A B;
+        - COLUMN_MAX: colmax = max(colmax, column maxima of A B);
+        - EXP_SHIFTED: C = exp(A B - shift), sums += column sums of C plus (A B) * 0 (NaN when
+          a product is NaN/Inf: the caller's sums carry the poison); for scores of tiles with
+          no masked entry (exp arguments below -87 give e^-87, see :func:`_vector_exp`);
+        - EXP_NO_SUMS (with EXP_SHIFTED): the exponentials only, ``sums`` left alone;
+        - GRAD_SOFTMAX: C = C_old * (A B - shift), the softmax backward dS = P (dP - delta) with
+          P in C and delta as the shift (not combined with the other bits).
 
-    def codegen(context, builder, signature, args):
-        (c_v, c_off_v, ldc_v, a_v, a_off_v, sar_v, sac_v, b_v, b_off_v, ldb_v, k_v, mr_v,
-         mode_v, cm_v, cm_off_v, cs_len_v) = args
-        ity = context.get_value_type(types.intp)
-        fty = context.get_value_type(c.dtype)
-        width = lanes(c.dtype)
-        vty = ir.VectorType(fty, width)
-        c_ptr = context.make_array(c)(context, builder, c_v).data
-        a_ptr = context.make_array(a)(context, builder, a_v).data
-        b_ptr = context.make_array(b)(context, builder, b_v).data
-        zero_v = ir.Constant(vty, [ir.Constant(fty, 0.0)] * width)
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
-        last_row = builder.sub(mr_v, ir.Constant(ity, 1))
-        a_rows = []
-        for i in range(MR):
-            row = builder.select(builder.icmp_signed("<", ir.Constant(ity, i), mr_v),
-                                 ir.Constant(ity, i), last_row)
-            a_rows.append(builder.add(a_off_v, builder.mul(row, sar_v)))
-        accs = [[cgutils.alloca_once_value(builder, zero_v) for _ in range(NVEC)]
-                for _ in range(MR)]
+        The column state ``cs`` holds colmax, shift and sums in segments of ``cs_len``; this
+        block's columns start at ``cs_off`` in each.  Rows past ``mr`` repeat row mr - 1: they
+        cannot change a maximum and are left out of the sums and stores.
+        """
+        if not (isinstance(c, types.Array) and c.ndim == a.ndim == b.ndim == cs.ndim == 1
+                and c.dtype in (types.float32, types.float64)
+                and a.dtype == c.dtype and b.dtype == c.dtype and cs.dtype == c.dtype):
+            return None
+        ints = (c_off, ldc, a_off, sa_r, sa_c, b_off, ldb, kdim, mr, mode, cs_off, cs_len)
+        if not all(isinstance(t, types.Integer) for t in ints):
+            return None
+        sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp,
+                         b, types.intp, types.intp, types.intp, types.intp, types.intp,
+                         cs, types.intp, types.intp)
 
-        def vec_ptr(base, index):
-            return builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
-
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            "llvm.fma.v%d%s" % (width, "f32" if c.dtype == types.float32 else "f64"))
-        with cgutils.for_range(builder, k_v) as loop:
-            kk = loop.index
-            brow = builder.add(b_off_v, builder.mul(kk, ldb_v))
-            bvecs = [builder.load(vec_ptr(b_ptr, builder.add(brow, ir.Constant(ity, j * width))),
-                                  align=1) for j in range(NVEC)]
-            koff = builder.mul(kk, sac_v)
+        def codegen(context, builder, signature, args):
+            (c_v, c_off_v, ldc_v, a_v, a_off_v, sar_v, sac_v, b_v, b_off_v, ldb_v, k_v, mr_v,
+             mode_v, cm_v, cm_off_v, cs_len_v) = args
+            ity = context.get_value_type(types.intp)
+            fty = context.get_value_type(c.dtype)
+            width = lanes(c.dtype)
+            vty = ir.VectorType(fty, width)
+            c_ptr = context.make_array(c)(context, builder, c_v).data
+            a_ptr = context.make_array(a)(context, builder, a_v).data
+            b_ptr = context.make_array(b)(context, builder, b_v).data
+            zero_v = ir.Constant(vty, [ir.Constant(fty, 0.0)] * width)
+            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+            last_row = builder.sub(mr_v, ir.Constant(ity, 1))
+            a_rows = []
             for i in range(MR):
-                s = builder.load(builder.gep(a_ptr, [builder.add(a_rows[i], koff)]))
-                sv = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined),
-                                                                   s, ir.Constant(ity, 0)),
-                                            ir.Constant(vty, ir.Undefined), splat_mask)
-                for j in range(NVEC):
-                    builder.store(builder.call(fma, [sv, bvecs[j], builder.load(accs[i][j])]),
-                                  accs[i][j])
-        do_acc = builder.icmp_signed(
-            "!=", builder.and_(mode_v, ir.Constant(ity, ACCUMULATE)), ir.Constant(ity, 0))
-        do_max = builder.icmp_signed(
-            "!=", builder.and_(mode_v, ir.Constant(ity, COLUMN_MAX)), ir.Constant(ity, 0))
-        do_exp = builder.icmp_signed(
-            "!=", builder.and_(mode_v, ir.Constant(ity, EXP_SHIFTED)), ir.Constant(ity, 0))
-        cm_ptr = context.make_array(cs)(context, builder, cm_v).data
-        with builder.if_then(do_max):
-            for j in range(NVEC):
-                p = vec_ptr(cm_ptr, builder.add(cm_off_v, ir.Constant(ity, j * width)))
-                top = builder.load(p, align=1)
+                row = builder.select(builder.icmp_signed("<", ir.Constant(ity, i), mr_v),
+                                     ir.Constant(ity, i), last_row)
+                a_rows.append(builder.add(a_off_v, builder.mul(row, sar_v)))
+            accs = [[cgutils.alloca_once_value(builder, zero_v) for _ in range(nvec)]
+                    for _ in range(MR)]
+
+            def vec_ptr(base, index):
+                return builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
+
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                "llvm.fma.v%d%s" % (width, "f32" if c.dtype == types.float32 else "f64"))
+            with cgutils.for_range(builder, k_v) as loop:
+                kk = loop.index
+                brow = builder.add(b_off_v, builder.mul(kk, ldb_v))
+                bvecs = [builder.load(vec_ptr(b_ptr, builder.add(brow,
+                                                                 ir.Constant(ity, j * width))),
+                                      align=1) for j in range(nvec)]
+                koff = builder.mul(kk, sac_v)
                 for i in range(MR):
-                    x = builder.load(accs[i][j])
-                    top = builder.select(builder.fcmp_ordered(">", x, top), x, top)
-                builder.store(top, p, align=1)
-        do_sums = builder.icmp_signed(
-            "==", builder.and_(mode_v, ir.Constant(ity, EXP_NO_SUMS)), ir.Constant(ity, 0))
-        with builder.if_then(do_exp):
-            for j in range(NVEC):
-                col = builder.add(cm_off_v, ir.Constant(ity, j * width))
-                shift = builder.load(vec_ptr(cm_ptr, builder.add(col, cs_len_v)), align=1)
-                xs, es = [], []
-                for i in range(MR):
-                    xs.append(builder.load(accs[i][j]))
-                    es.append(_vector_exp(context, builder, builder.fsub(xs[i], shift), vty,
-                                          width, c.dtype == types.float32))
-                    builder.store(es[i], accs[i][j])
-                with builder.if_then(do_sums):
-                    sum_p = vec_ptr(cm_ptr, builder.add(col, builder.add(cs_len_v, cs_len_v)))
-                    total = builder.load(sum_p, align=1)
+                    s = builder.load(builder.gep(a_ptr, [builder.add(a_rows[i], koff)]))
+                    undef = ir.Constant(vty, ir.Undefined)
+                    sv = builder.shuffle_vector(
+                        builder.insert_element(undef, s, ir.Constant(ity, 0)), undef, splat_mask)
+                    for j in range(nvec):
+                        builder.store(builder.call(fma, [sv, bvecs[j], builder.load(accs[i][j])]),
+                                      accs[i][j])
+            do_acc = builder.icmp_signed(
+                "!=", builder.and_(mode_v, ir.Constant(ity, ACCUMULATE)), ir.Constant(ity, 0))
+            do_max = builder.icmp_signed(
+                "!=", builder.and_(mode_v, ir.Constant(ity, COLUMN_MAX)), ir.Constant(ity, 0))
+            do_exp = builder.icmp_signed(
+                "!=", builder.and_(mode_v, ir.Constant(ity, EXP_SHIFTED)), ir.Constant(ity, 0))
+            cm_ptr = context.make_array(cs)(context, builder, cm_v).data
+            with builder.if_then(do_max):
+                for j in range(nvec):
+                    p = vec_ptr(cm_ptr, builder.add(cm_off_v, ir.Constant(ity, j * width)))
+                    top = builder.load(p, align=1)
                     for i in range(MR):
-                        valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
-                        term = builder.call(fma, [xs[i], zero_v, es[i]])  # e + x * 0: poison
-                        total = builder.fadd(total, builder.select(valid, term, zero_v))
-                    builder.store(total, sum_p, align=1)
+                        x = builder.load(accs[i][j])
+                        top = builder.select(builder.fcmp_ordered(">", x, top), x, top)
+                    builder.store(top, p, align=1)
+            do_sums = builder.icmp_signed(
+                "==", builder.and_(mode_v, ir.Constant(ity, EXP_NO_SUMS)), ir.Constant(ity, 0))
+            with builder.if_then(do_exp):
+                for j in range(nvec):
+                    col = builder.add(cm_off_v, ir.Constant(ity, j * width))
+                    shift = builder.load(vec_ptr(cm_ptr, builder.add(col, cs_len_v)), align=1)
+                    xs, es = [], []
+                    for i in range(MR):
+                        xs.append(builder.load(accs[i][j]))
+                        es.append(_vector_exp(context, builder, builder.fsub(xs[i], shift), vty,
+                                              width, c.dtype == types.float32))
+                        builder.store(es[i], accs[i][j])
+                    with builder.if_then(do_sums):
+                        sum_p = vec_ptr(cm_ptr, builder.add(col, builder.add(cs_len_v, cs_len_v)))
+                        total = builder.load(sum_p, align=1)
+                        for i in range(MR):
+                            valid = builder.icmp_signed("<", ir.Constant(ity, i), mr_v)
+                            term = builder.call(fma, [xs[i], zero_v, es[i]])  # e + x * 0: poison
+                            total = builder.fadd(total, builder.select(valid, term, zero_v))
+                        builder.store(total, sum_p, align=1)
 
-        def store_rows(combine):
-            """C rows < mr: C = combine(A B, C_old, column vector j)."""
-            for i in range(MR):
-                with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
-                    crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
-                    for j in range(NVEC):
-                        p = vec_ptr(c_ptr, builder.add(crow, ir.Constant(ity, j * width)))
-                        val = combine(builder.load(accs[i][j]), builder.load(p, align=1), j)
-                        builder.store(val, p, align=1)
+            def store_rows(combine):
+                """C rows < mr: C = combine(A B, C_old, column vector j)."""
+                for i in range(MR):
+                    with builder.if_then(builder.icmp_signed("<", ir.Constant(ity, i), mr_v)):
+                        crow = builder.add(c_off_v, builder.mul(ir.Constant(ity, i), ldc_v))
+                        for j in range(nvec):
+                            p = vec_ptr(c_ptr, builder.add(crow, ir.Constant(ity, j * width)))
+                            val = combine(builder.load(accs[i][j]), builder.load(p, align=1), j)
+                            builder.store(val, p, align=1)
 
-        do_grad = builder.icmp_signed(
-            "!=", builder.and_(mode_v, ir.Constant(ity, GRAD_SOFTMAX)), ir.Constant(ity, 0))
-        with builder.if_else(do_grad) as (grad, plain):
-            with grad:
-                shifts = [builder.load(vec_ptr(cm_ptr, builder.add(
-                    builder.add(cm_off_v, ir.Constant(ity, j * width)), cs_len_v)), align=1)
-                    for j in range(NVEC)]
-                store_rows(lambda val, old, j: builder.fmul(old, builder.fsub(val, shifts[j])))
-            with plain:
-                store_rows(lambda val, old, j: builder.select(do_acc, builder.fadd(val, old), val))
-        return context.get_dummy_value()
+            do_grad = builder.icmp_signed(
+                "!=", builder.and_(mode_v, ir.Constant(ity, GRAD_SOFTMAX)), ir.Constant(ity, 0))
+            with builder.if_else(do_grad) as (grad, plain):
+                with grad:
+                    shifts = [builder.load(vec_ptr(cm_ptr, builder.add(
+                        builder.add(cm_off_v, ir.Constant(ity, j * width)), cs_len_v)), align=1)
+                        for j in range(nvec)]
+                    store_rows(lambda val, old, j: builder.fmul(old, builder.fsub(val, shifts[j])))
+                with plain:
+                    store_rows(lambda val, old, j: builder.select(do_acc, builder.fadd(val, old),
+                                                                  val))
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    mk_block.__name__ = mk_block.__qualname__ = f"mk_block_{nvec}"
+    return intrinsic(mk_block)
+
+
+mk_block = _micro_kernel(NVEC)
+mk_block_one = _micro_kernel(1)   # one vector of columns: the remainder of a panel
 
 
 @intrinsic
@@ -230,7 +244,8 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
     """C[i, j] (+)= sum_k A[a_off + i sa_r + k sa_c] B[b_off + k ldb + j] for i < m, j < n.
 
     C, A, Bm are 1-D contiguous arrays (flat views) addressed through element offsets;
-    micro-tiles of MR x NR run in :func:`mk_block`, leftover columns in plain loops.
+    micro-tiles of MR x NR run in :func:`mk_block`, then one of MR x one vector when that
+    many columns are left (:func:`mk_block_one`), the last columns in plain loops.
     ``mode``: 0 (C = A B) or ACCUMULATE (C += A B), plus the column-state bits of
     :func:`mk_block` (COLUMN_MAX, EXP_SHIFTED) on ``cs`` = [colmax | shift | sums], segments
     of ``cs_len`` >= n entries (unused without those bits; EXP_NO_SUMS drops the sums), or
@@ -243,6 +258,12 @@ def gemm_block(C, c_off, ldc, A, a_off, sa_r, sa_c, Bm, b_off, ldb, m, n, kdim, 
         for i0 in range(0, m, MR):
             mk_block(C, c_off + i0 * ldc + j0, ldc, A, a_off + i0 * sa_r, sa_r, sa_c,
                      Bm, b_off + j0, ldb, kdim, min(MR, m - i0), mode, cs, j0, cs_len)
+    width = nr // NVEC
+    if n - nfull >= width:
+        for i0 in range(0, m, MR):
+            mk_block_one(C, c_off + i0 * ldc + nfull, ldc, A, a_off + i0 * sa_r, sa_r, sa_c,
+                         Bm, b_off + nfull, ldb, kdim, min(MR, m - i0), mode, cs, nfull, cs_len)
+        nfull += width
     if nfull < n:
         for i in range(m):
             for j in range(nfull, n):

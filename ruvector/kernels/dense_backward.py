@@ -11,11 +11,14 @@ workers ever write the same memory.  Layouts, masks, dropout bits, tiles and pan
 :mod:`.dense` (whose helpers this module uses); query tiles here have ``QB_BWD`` rows,
 fewer than the forward's, because the backward's scratch holds more tiles.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, dot
-from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, claim_next
+from . import _isa
+from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, MR, NVEC, claim_next
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_columns,
                     _pack_scaled, _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
@@ -187,8 +190,8 @@ def backward_scratch_size(D, Dv, Lq):
     return 3 * qr * D + 2 * qr * Dv + KT * D + 2 * KT * qr + 3 * qr
 
 
-# query chunk boundaries fall on multiples of the micro-kernel's 6 rows and 16 columns
-CHUNK_ALIGN = 48
+# query chunk boundaries fall on multiples of the micro-kernel's rows and float32 columns
+CHUNK_ALIGN = math.lcm(MR, NVEC * _isa.lanes(4))
 
 
 @njit(cache=True, inline="always")
@@ -208,8 +211,8 @@ def chunk_rows(qc, nqc, Lq, causal):
     nearest multiple of CHUNK_ALIGN (the last ends at Lq).  Chunks are cut in rows, not in
     whole query tiles, so that two chunks of L = 4096 get 2064 and 2032 rows, not 2112 and
     1984.  With nqc <= ceil(Lq / QB_BWD) (as the caller picks it) every gap before rounding
-    is at least CHUNK_ALIGN (Lq / nqc >= 96; causal: the last, Lq (1 - sqrt(1 - 1 / nqc)) >=
-    Lq / (2 nqc) >= 48), so no chunk is empty."""
+    is at least CHUNK_ALIGN <= 96 (Lq / nqc >= QB_BWD = 192; causal: the last,
+    Lq (1 - sqrt(1 - 1 / nqc)) >= Lq / (2 nqc) >= 96), so no chunk is empty."""
     return _chunk_start(qc, nqc, Lq, causal), _chunk_start(qc + 1, nqc, Lq, causal)
 
 

@@ -22,8 +22,12 @@ def test_bench_attention_json_and_table(capsys, monkeypatch):
     row = result["results"]["b_tiny"]
     assert row["ruvector_forward"]["ms"] > 0 and row["numpy_forward"]["ms"] > 0
     assert (result["torch"] is None) == ("torch_forward" not in row)
+    machine = result["machine"]
+    assert machine["isa"] in ("avx512", "avx2", "generic") and machine["threads"] >= 1
+    assert machine["cpu"] and "numpy" in machine["versions"]
     assert cli.main(["bench", "attention", "--quick"]) == 0
-    assert "a_tiny" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "a_tiny" in out and f"kernels built for {machine['isa']}" in out
 
 
 def test_unknown_command_exits_with_usage(capsys):
