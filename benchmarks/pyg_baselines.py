@@ -1,6 +1,7 @@
 """PyTorch Geometric baselines for the graph benchmark, run in their own process."""
 import json
 import sys
+import warnings
 
 from ruvector import tune_malloc
 from .graph import make_graph
@@ -19,24 +20,25 @@ def _layer(torch, kind, kwargs, features):
     return SAGEConv(features, kwargs["out_dim"])
 
 
-def _main():
-    job = json.load(sys.stdin)
-    tune_malloc()
+def measure(job):
+    """PyG's forward / backward times for ``job`` (sizes, layers, threads, budget, seed), or
+    None when PyTorch or PyG is not installed."""
     torch = optional_torch(job["threads"])
     try:
         import torch_geometric
     except ImportError:
         torch_geometric = None
     if torch is None or torch_geometric is None:
-        print("null")
-        return
+        return None
     out = {"version": torch_geometric.__version__, "results": {}}
     for n in job["sizes"]:
         ei, x = make_graph(n, seed=job["seed"])
         tx = torch.from_numpy(x)
         tei = torch.from_numpy(ei)
         adj = torch.sparse_coo_tensor(tei.flip(0), torch.ones(ei.shape[1]), (n, n)).coalesce()
-        adj_csr = adj.to_sparse_csr()
+        with warnings.catch_warnings():   # torch: "Sparse CSR tensor support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            adj_csr = adj.to_sparse_csr()
         for name, (kind, kwargs) in job["layers"].items():
             layer = _layer(torch, kind, kwargs, x.shape[1])
             forms = {"edge_index": tei}
@@ -53,7 +55,13 @@ def _main():
                     y, [xg, *layer.parameters()], grad, retain_graph=True), budget=job["budget"])
                 res[form] = {"forward_ms": round(fwd * 1e3, 4), "backward_ms": round(bwd * 1e3, 4)}
             out["results"][f"{n}/{name}"] = res
-    print(json.dumps(out))
+    return out
+
+
+def _main():
+    job = json.load(sys.stdin)
+    tune_malloc()
+    print(json.dumps(measure(job)))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,20 @@ def timing_entry(seconds, flops=None):
     return entry
 
 
+SUSPECT_RATIO = 3.0
+
+
+def baseline_disagreement(subprocess_ms, same_process_ms, ratio=SUSPECT_RATIO):
+    """None when a baseline's figure from its own process and a same-process measurement
+    of it agree within ``ratio``; else a message (a starved or spinning process, not a
+    speed-up, would be behind the difference)."""
+    slow, fast = max(subprocess_ms, same_process_ms), min(subprocess_ms, same_process_ms)
+    if fast > 0 and slow / fast <= ratio:
+        return None
+    return (f"baseline suspect: {subprocess_ms:.3f} ms in its own process, "
+            f"{same_process_ms:.3f} ms in this one")
+
+
 def cpu_model():
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
     try:

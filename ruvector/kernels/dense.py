@@ -44,14 +44,10 @@ from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block, 
 
 QB_FWD = 256  # query rows per forward tile
 # keys per tile: a multiple of the micro-kernel's MR = 6 rows, so the products whose rows are
-# keys (S^T here; P^T, dS^T, dV, dK in the backward) have no partial row block (with 128,
-# every tile ended in a 2-row block that costs a 6-row one): 1-4% faster than 128 on
-# (d) / c forward and backward, and 126 or 144 were no better (2026-11-23).
+# keys (S^T; P^T, dS^T, dV, dK in the backward) end in no partial row block
 KT = 132
-# keys per tile of a narrow query tile (fewer than ROWS_MIN rows, row-at-a-time path): its
-# score tile is small, so it takes 4 KT keys at a time: fewer switches between the K and V
-# streams and fewer per-tile steps.  One query x 1000 keys, d 128: 7-9% faster together with
-# the 4-key P V passes (in-process alternation, 2026-11-24; 264 / 1056 / 2112 no better)
+# keys per tile of a narrow query tile (fewer than ROWS_MIN rows): its score tile is small,
+# so it takes 4 KT keys at a time (fewer switches between the K and V streams)
 KT_NARROW = 4 * KT
 
 

@@ -23,11 +23,8 @@ from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores,
                     _pack_scaled, _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
 
-# query rows per backward tile: a multiple of the micro-kernel's 6 rows (the dQ product's
-# rows are queries) and of its 16 columns (panels); K / V tiles serve 1.5x the queries of
-# 128-row tiles while the scratch a tile touches (P / dS and the packed Q, dO and K_t
-# operands, ~375 KB for D = 64 without dropout's second tile) still fits in L2: (d) and
-# c b8 backward 2-4% faster than 128 (alternating comparisons, 2026-11-23); 256 outgrew L2
+# query rows per backward tile: a multiple of the micro-kernel's 6 rows and of its 16 / 32
+# columns, as large as keeps a tile's scratch (~375 KB for D = 64) in L2
 QB_BWD = 192
 
 
