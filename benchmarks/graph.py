@@ -79,7 +79,8 @@ def _compare(rows, same_process):
     measurement of it in this process disagree (then the row says so instead)."""
     for key, row in rows.items():
         best = _best_forward(row["pyg"])
-        suspect = baseline_disagreement(best, _best_forward(same_process["results"][key]))
+        suspect = "baseline suspect: PyG does not run in this process" if same_process is None \
+            else baseline_disagreement(best, _best_forward(same_process["results"][key]))
         if suspect:
             row["pyg_suspect"] = suspect
         else:

@@ -118,14 +118,10 @@ def command(argv, description, run, report, configure=None):
         configure(parser)
     args = parser.parse_args(argv)
     result = run(args)
-    if isinstance(result, dict):
-        result["machine"] = machine()
+    m = result["machine"] = machine()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        if isinstance(result, dict):
-            m = result["machine"]
-            print(f"{m['cpu']} ({m['arch']}), kernels built for {m['isa']}, "
-                  f"{m['threads']} threads")
+        print(f"{m['cpu']} ({m['arch']}), kernels built for {m['isa']}, {m['threads']} threads")
         report(result)
     return result

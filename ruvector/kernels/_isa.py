@@ -30,11 +30,11 @@ def host_isa(features=None):
     return "generic"
 
 
-def chosen_isa():
+def chosen_isa(host=None):
     """``RUVECTOR_SIMD`` when set (InvalidConfig for an unknown name), else the host's."""
     value = os.environ.get(ENV, "").strip().lower()
     if not value:
-        return host_isa()
+        return host or host_isa()
     if value not in VECTOR_BITS:
         raise InvalidConfig(f"{ENV}={value!r}: expected one of {', '.join(VECTOR_BITS)}")
     return value
@@ -47,8 +47,9 @@ def _separate_cache(isa):
     numba.config.CACHE_DIR = os.path.join(base, f"ruvector-simd-{isa}")
 
 
-ISA = chosen_isa()
-if ISA != host_isa():
+_HOST = host_isa()
+ISA = chosen_isa(_HOST)
+if ISA != _HOST:
     _separate_cache(ISA)
 
 
