@@ -11,7 +11,8 @@ from ruvector import MultiHeadAttention
 from ruvector.attention.functional import attention_backward, attention_forward, \
     scaled_dot_product_attention
 from ruvector import tune_malloc
-from .timing import command, interleaved_medians, timing_entry
+from .timing import command, interleaved_medians, optional_torch, speedup_or_suspect, \
+    timing_entry
 from .torch_baselines import measure_in_subprocess
 
 MHA = (512, 8, 512)  # d_model, heads, L
@@ -63,8 +64,29 @@ def _row(ours, numpy_ref, theirs, flops, shape, backward_flops):
         fwd, bwd = np.median(np.array(theirs), axis=0)
         row["torch_forward"] = timing_entry(fwd, flops)
         row["torch_backward"] = timing_entry(bwd)
-        row["forward_speedup_vs_torch"] = round(float(fwd / med[0]), 2)
     return row
+
+
+def _same_process_torch(threads, shapes, mha_name, budget, seed):
+    """PyTorch's forward milliseconds measured in this process (the cross-check of its
+    own-process figures), by row name."""
+    from .torch_baselines import mha_times, sdpa_times
+    torch = optional_torch(threads)
+    same = {name: sdpa_times(torch, shape, budget, seed)[0] for name, shape in shapes.items()}
+    same[mha_name] = mha_times(torch, *MHA, budget, seed)[0]
+    return {name: seconds * 1e3 for name, seconds in same.items()}
+
+
+def _compare(rows, same_process_ms, parent_share):
+    """Speed-ups against PyTorch, or why its figure is not trusted."""
+    for name, row in rows.items():
+        speedup, suspect = speedup_or_suspect(row["ruvector_forward"]["ms"],
+                                              row["torch_forward"]["ms"],
+                                              same_process_ms[name], parent_share)
+        if suspect:
+            row["torch_suspect"] = suspect
+        else:
+            row["forward_speedup_vs_torch"] = speedup
 
 
 def run(quick=False, seed=0, rounds=None):
@@ -75,6 +97,9 @@ def run(quick=False, seed=0, rounds=None):
     machine's load drifts, so the suite runs in ``rounds`` (3; 1 with ``quick``) that
     alternate the baselines' process and ruvector's, each with a share of the time budget,
     and every figure is the median over the rounds: both sides see the same stretches.
+    PyTorch is then measured once more in this process: a row whose two PyTorch figures
+    disagree, or a round in which this process did not sleep while PyTorch ran, says
+    ``baseline suspect`` instead of printing a speed-up.
     """
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads()
@@ -87,10 +112,12 @@ def run(quick=False, seed=0, rounds=None):
     ours = {name: [] for name in [*shapes, mha_name]}
     theirs = {name: [] for name in ours}
     numpy_ref = {name: [] for name in ours}
-    version = None
+    version, parent_share = None, 0.0
     for _ in range(rounds):
         base = measure_in_subprocess({"threads": threads, "budget": budget, "seed": seed,
                                       "sdpa": shapes, "mha": MHA})
+        if base:
+            parent_share = max(parent_share, base["parent_cpu_share"])
         for name in shapes if base else ():
             numpy_ref[name].append(base["numpy"][name])
         if base and base["version"]:
@@ -112,6 +139,10 @@ def run(quick=False, seed=0, rounds=None):
     result["results"][mha_name] = _row(
         ours[mha_name], None, theirs[mha_name], flops,
         {"B": 1, "L": L, "d_model": d_model, "heads": heads}, 2 * flops)
+    if version:
+        result["parent_cpu_share"] = parent_share
+        same = _same_process_torch(threads, shapes, mha_name, budget / 2, seed)
+        _compare(result["results"], same, parent_share)
     return result
 
 
@@ -126,7 +157,8 @@ def report(result):
         torch_ms = row.get("torch_forward", {}).get("ms", float("nan"))
         print(f"{name:22} {f['ms']:9.3f} {f['gflops']:8.1f} {b['ms']:9.3f} "
               f"{row['backward_over_forward']:8.2f} {numpy_ms:9.3f} {torch_ms:9.3f} "
-              f"{row.get('forward_speedup_vs_torch', float('nan')):7.2f}x")
+              + (f" {row['torch_suspect']}" if "torch_suspect" in row else
+                 f"{row.get('forward_speedup_vs_torch', float('nan')):7.2f}x"))
 
 
 def _options(parser):

@@ -80,6 +80,41 @@ def baseline_disagreement(subprocess_ms, same_process_ms, ratio=SUSPECT_RATIO):
             f"{same_process_ms:.3f} ms in this one")
 
 
+PARENT_SPIN_LIMIT = 0.05
+
+
+def quiesce(limit=1.0, window=0.02):
+    """Sleep until this process's idle thread pools stop spinning (less than a tenth of a
+    core used over ``window`` seconds; OpenBLAS spins ~0.1 s after a call), at most
+    ``limit`` seconds: a baseline started now gets the cores to itself."""
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        cpu = time.process_time()
+        time.sleep(window)
+        if time.process_time() - cpu < 0.1 * window:
+            return True
+    return False
+
+
+def parent_spin(cpu_share, limit=PARENT_SPIN_LIMIT):
+    """None when this process stayed idle (below ``limit`` of a core) while a baseline ran
+    in its own process; else a message: the baseline's figures are then not its own."""
+    if cpu_share <= limit:
+        return None
+    return (f"baseline suspect: this process used {100 * cpu_share:.0f}% of a core "
+            f"while the baseline ran")
+
+
+def speedup_or_suspect(ours_ms, baseline_ms, same_process_ms, parent_cpu_share):
+    """(baseline / ours, None), or (None, why the baseline's figure is not trusted): this
+    process was busy while the baseline ran in its own, the baseline could not be measured
+    in this process (``same_process_ms`` None), or the two figures of it disagree."""
+    suspect = parent_spin(parent_cpu_share) or (
+        "baseline suspect: it does not run in this process" if same_process_ms is None
+        else baseline_disagreement(baseline_ms, same_process_ms))
+    return (None, suspect) if suspect else (round(baseline_ms / ours_ms, 2), None)
+
+
 def cpu_model():
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
     try:

@@ -9,11 +9,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from ruvector import tune_malloc
-from .timing import interleaved_medians, median_seconds, optional_torch
+from .timing import interleaved_medians, median_seconds, optional_torch, quiesce
 
 
 def numpy_attention(q, k, v):
@@ -69,13 +70,23 @@ def mha_times(torch, d_model, heads, L, budget, seed):
 
 def measure_in_subprocess(job, module=__name__):
     """Run ``python -m module`` in a fresh interpreter with ``job`` (JSON) on stdin; its JSON
-    answer, or None when PyTorch is not installed there or it fails."""
+    answer, or None when PyTorch is not installed there or it fails.
+
+    The child starts once this process's thread pools have gone to sleep (:func:`quiesce`),
+    and the answer records under ``parent_cpu_share`` how much of a core this process used
+    while the child ran (waiting on it should cost nothing; see ``timing.parent_spin``)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
+    quiesce()
+    cpu, wall = time.process_time(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", module], input=json.dumps(job),
                           capture_output=True, text=True, cwd=root)
+    share = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
     if proc.returncode != 0:
         return None
-    return json.loads(proc.stdout)
+    answer = json.loads(proc.stdout)
+    if answer is not None:
+        answer["parent_cpu_share"] = round(share, 4)
+    return answer
 
 
 def _main():

@@ -7,9 +7,9 @@ intrinsic that emits the classic broadcast-FMA micro-kernel (as in BLIS/GotoBLAS
 
     C[i, j] (+)= sum_k A[i sa_r + k sa_c] * B[k ldb + j],   0 <= i < MR, 0 <= j < NR,
 
-with MR = 6 rows and NR = 2 SIMD vectors of columns, the vectors as wide as the chosen
-instruction set's (:mod:`._isa`: 32 float32 / 16 float64 columns with AVX-512, 16 / 8 with
-AVX2, 8 / 4 generic): twelve vector accumulators stay in registers for the whole k loop;
+with MR rows and NR = 2 SIMD vectors of columns, both chosen for the instruction set
+(:mod:`._isa`): 12 x 32 float32 / 12 x 16 float64 with AVX-512, 6 x 16 / 6 x 8 with AVX2,
+6 x 8 / 6 x 4 generic; the 2 MR vector accumulators stay in registers for the whole k loop;
 every step loads two vectors of B's row k and broadcasts one element of A per row
 (:data:`mk_block_one` does the same with one vector).  A is addressed through two strides,
 so ``A`` may be a matrix or the transpose of one without a copy; B and C are row-major
@@ -28,8 +28,16 @@ from numba.extending import intrinsic
 from . import _isa
 from ._math import EXP_UNDERFLOW, FASTMATH, fexp
 
-MR = 6      # rows per micro-tile
+# rows per micro-tile: its MR x NVEC accumulators, NVEC vectors of B and a broadcast must fit
+# the vector registers (32 with AVX-512, 16 with AVX2 / SSE); measured best of 6 / 12 / 14
+MR = {"avx512": 12, "avx2": 6, "generic": 6}[_isa.ISA]
 NVEC = 2    # SIMD vectors of columns per micro-tile
+
+
+def tile_multiple(step, at_least):
+    """The smallest multiple of ``step`` that is >= ``at_least`` (tile sizes that end in
+    whole micro-tiles whatever the width chosen)."""
+    return step * -(-at_least // step)
 
 
 def lanes(dtype):

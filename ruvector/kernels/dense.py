@@ -40,12 +40,15 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH, exp_row, fexp
-from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, claim_next, gemm_block, simd_lanes
+from ._simd import ACCUMULATE, COLUMN_MAX, EXP_SHIFTED, MR, NVEC, claim_next, gemm_block, \
+    simd_lanes, tile_multiple
+from . import _isa
 
-QB_FWD = 256  # query rows per forward tile
-# keys per tile: a multiple of the micro-kernel's MR = 6 rows, so the products whose rows are
-# keys (S^T; P^T, dS^T, dV, dK in the backward) end in no partial row block
-KT = 132
+# query rows per forward tile: whole query panels (one micro-tile of float32 columns each)
+QB_FWD = tile_multiple(NVEC * _isa.lanes(4), 256)
+# keys per tile: whole micro-tile rows, so the products whose rows are keys (S^T; P^T, dS^T,
+# dV, dK in the backward) end in no partial row block; ~128 keys keep a tile in L1 / L2
+KT = tile_multiple(MR, 128)
 # keys per tile of a narrow query tile (fewer than ROWS_MIN rows): its score tile is small,
 # so it takes 4 KT keys at a time (fewer switches between the K and V streams)
 KT_NARROW = 4 * KT

@@ -18,14 +18,15 @@ from numba import njit, prange
 
 from ._math import FASTMATH, dot
 from . import _isa
-from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, MR, NVEC, claim_next
+from ._simd import ACCUMULATE, EXP_NO_SUMS, EXP_SHIFTED, GRAD_SOFTMAX, MR, NVEC, claim_next, \
+    tile_multiple
 from .dense import (KT, ROWS_MIN, _drop, _exp_shifted, _key_range, _mask_scores, _pack_columns,
                     _pack_scaled, _panel_product, _panel_width, _row_scores, _scaled_copy,
                     _tile, _tile_needs_mask, task_coords)
 
-# query rows per backward tile: a multiple of the micro-kernel's 6 rows and of its 16 / 32
-# columns, as large as keeps a tile's scratch (~375 KB for D = 64) in L2
-QB_BWD = 192
+# query rows per backward tile: whole micro-tile rows and columns, about as many as keep a
+# tile's scratch (~375 KB for D = 64 at 192 rows) in L2
+QB_BWD = tile_multiple(math.lcm(MR, NVEC * _isa.lanes(4)), 192)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")

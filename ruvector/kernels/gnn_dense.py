@@ -20,9 +20,9 @@ caller adds.  ``nbr`` lists the neighbour of every CSR slot (``src[perm_t]`` for
 from numba import njit, prange
 
 from ._math import FASTMATH
-from ._simd import ACCUMULATE, gemm_block
+from ._simd import ACCUMULATE, MR, gemm_block, tile_multiple
 
-RB = 48  # rows per block: a multiple of the micro-kernel's 6 rows
+RB = tile_multiple(MR, 48)  # rows per block: whole micro-tile rows, ~48 (24 / 96: slower)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")

@@ -1,6 +1,10 @@
 """The benchmarks' own honesty checks: machine metadata and baselines that disagree."""
+import threading
+import time
+
 from benchmarks import graph
-from benchmarks.timing import baseline_disagreement, machine
+from benchmarks.timing import baseline_disagreement, machine, parent_spin, quiesce, \
+    speedup_or_suspect
 
 
 def test_baseline_figures_that_disagree_by_more_than_3x_are_flagged():
@@ -11,6 +15,30 @@ def test_baseline_figures_that_disagree_by_more_than_3x_are_flagged():
     assert baseline_disagreement(0.0, 1.0) is not None
 
 
+def test_a_parent_busy_while_the_baseline_ran_makes_its_figures_suspect():
+    assert parent_spin(0.01) is None
+    assert "used 40% of a core" in parent_spin(0.4)
+    assert speedup_or_suspect(1.0, 2.5, 2.4, 0.0) == (2.5, None)
+    speedup, why = speedup_or_suspect(1.0, 2.5, 2.4, 0.5)
+    assert speedup is None and why.startswith("baseline suspect")
+    assert speedup_or_suspect(1.0, 2.5, None, 0.0)[1] == \
+        "baseline suspect: it does not run in this process"
+    assert speedup_or_suspect(1.0, 80.0, 2.0, 0.0)[0] is None
+
+
+def test_quiesce_waits_for_a_spinning_thread_and_gives_up_at_its_limit():
+    assert quiesce(limit=0.5)  # nothing spins here
+    stop = time.perf_counter() + 0.3
+    spinner = threading.Thread(target=lambda: [None for _ in iter(
+        lambda: time.perf_counter() < stop, False)])
+    spinner.start()
+    t0 = time.perf_counter()
+    assert not quiesce(limit=0.1)   # still spinning at the limit
+    assert quiesce(limit=2.0)       # the spinner stops after 0.3 s
+    assert time.perf_counter() - t0 >= 0.25
+    spinner.join()
+
+
 def test_graph_rows_print_a_speedup_only_when_the_baseline_agrees_with_itself():
     rows = {"n/a": {"forward": {"ms": 1.0}, "pyg": {"csr": {"forward_ms": 2.0},
                                                     "edge_index": {"forward_ms": 5.0}}},
@@ -18,6 +46,9 @@ def test_graph_rows_print_a_speedup_only_when_the_baseline_agrees_with_itself():
     same_process = {"results": {"n/a": {"csr": {"forward_ms": 2.2}},
                                 "n/b": {"edge_index": {"forward_ms": 8.0}}}}
     graph._compare(rows, same_process)
+    busy = {"n/a": {"forward": {"ms": 1.0}, "pyg": {"csr": {"forward_ms": 2.0}}}}
+    graph._compare(busy, {"results": {"n/a": {"csr": {"forward_ms": 2.0}}}}, parent_share=0.3)
+    assert "forward_speedup_vs_pyg_best" not in busy["n/a"]
     assert rows["n/a"]["forward_speedup_vs_pyg_best"] == 2.0 and "pyg_suspect" not in rows["n/a"]
     assert "forward_speedup_vs_pyg_best" not in rows["n/b"]
     assert rows["n/b"]["pyg_suspect"].startswith("baseline suspect")

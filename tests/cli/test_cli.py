@@ -49,7 +49,7 @@ def test_bench_graph_small(capsys, monkeypatch):
     from benchmarks import graph as bench_graph
     monkeypatch.setattr(bench_graph, "SIZES", (200,))
     monkeypatch.setattr(bench_graph, "measure_in_subprocess", lambda job, module: None)
-    monkeypatch.setattr(bench_graph.run, "__defaults__", ((200,), 0.05, 0))
+    monkeypatch.setattr(bench_graph.run, "__defaults__", ((200,), 0.05, 0, 1))
     assert cli.main(["bench", "graph", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["results"]) == {f"200/{n}" for n in bench_graph.LAYERS}
