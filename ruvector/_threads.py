@@ -1,5 +1,8 @@
-"""Thread control: BLAS must run single-threaded inside Numba ``prange`` workers."""
+"""Thread control: BLAS must run single-threaded inside Numba ``prange`` workers, and
+Numba's OpenMP pool must not change how other OpenMP users of the process behave."""
 import contextlib
+import ctypes
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -31,6 +34,43 @@ def blas_single_thread():
         for lib, n in zip(libs, before):
             if n != 1:
                 lib.set_num_threads(n)
+
+
+def _openmp_runtimes():
+    """Every OpenMP runtime loaded in this process, as ctypes handles."""
+    from threadpoolctl import ThreadpoolController
+    handles = []
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.user_api == "openmp":
+            try:
+                handles.append(ctypes.CDLL(lib.filepath))
+            except OSError:
+                continue
+    return handles
+
+
+def single_level_openmp():
+    """Start Numba's thread pool, then put OpenMP nesting back to what the process asked.
+
+    Numba's ``omp`` layer sets the runtime's max-active-levels to 255 when it starts; a
+    library that later binds to the same ``libgomp.so.1`` (PyTorch imported after
+    ruvector) then nests its thread teams and oversubscribes the cores (measured: SDPA
+    15x slower).  Nested Numba regions run serially either way.  The level restored is
+    ``OMP_MAX_ACTIVE_LEVELS`` when set, else 1.  Returns the number of runtimes reset.
+    """
+    numba.get_num_threads()  # launches the pool (and picks the threading layer)
+    if numba.threading_layer() != "omp":
+        return 0
+    try:
+        levels = max(1, int(os.environ.get("OMP_MAX_ACTIVE_LEVELS", "1")))
+    except ValueError:
+        levels = 1
+    reset = 0
+    for runtime in _openmp_runtimes():
+        if runtime.omp_get_max_active_levels() > levels:
+            runtime.omp_set_max_active_levels(levels)
+            reset += 1
+    return reset
 
 
 def num_workers():
