@@ -1,4 +1,5 @@
 """Timing helpers shared by the benchmark suites."""
+import os
 import platform
 import time
 from importlib import metadata
@@ -48,8 +49,31 @@ def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000):
     return [float(np.median(ts)) for ts in times]
 
 
+# what holds PyTorch (ATen, oneDNN, MKL) and OpenBLAS to a narrower instruction set
+BASELINE_ISA_ENV = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
+    "generic": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "OPENBLAS_CORETYPE": "Nehalem"},
+}
+
+
+def baseline_isa_env():
+    """Environment variables that hold the baselines to the width ruvector's kernels were
+    built for, when ``RUVECTOR_SIMD`` chose a narrower one than the host's ({} otherwise):
+    an AVX2 build compared with an AVX-512 PyTorch would not stand in for an AVX2 machine.
+    """
+    from ruvector.kernels import _isa
+    if _isa.ISA == _isa.host_isa():
+        return {}
+    return BASELINE_ISA_ENV.get(_isa.ISA, {})
+
+
 def optional_torch(threads):
-    """The torch module limited to ``threads`` threads, or None when not installed."""
+    """The torch module limited to ``threads`` threads (and to the kernels' instruction set,
+    see :func:`baseline_isa_env`), or None when not installed."""
+    for name, value in baseline_isa_env().items():
+        os.environ.setdefault(name, value)
     try:
         import torch
     except ImportError:
@@ -139,6 +163,7 @@ def machine():
         except metadata.PackageNotFoundError:
             pass
     return {"cpu": cpu_model(), "arch": platform.machine(), "isa": _isa.ISA,
+            "host_isa": _isa.host_isa(), "baseline_env": baseline_isa_env(),
             "threads": numba.get_num_threads(), "versions": versions}
 
 

@@ -1,4 +1,4 @@
-"""Baselines, run in their own process (``python -m ruvector.benchmarks.torch_baselines``).
+"""Baselines, run in their own process (``python -m benchmarks.torch_baselines``).
 
 PyTorch and Numba each keep an OpenMP thread pool whose idle threads spin, and so does
 OpenBLAS behind the NumPy reference: measured in one process, each slows the others down.
@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from ruvector import tune_malloc
-from .timing import interleaved_medians, median_seconds, optional_torch, quiesce
+from .timing import baseline_isa_env, interleaved_medians, median_seconds, optional_torch, \
+    quiesce
 
 
 def numpy_attention(q, k, v):
@@ -79,7 +80,8 @@ def measure_in_subprocess(job, module=__name__):
     quiesce()
     cpu, wall = time.process_time(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", module], input=json.dumps(job),
-                          capture_output=True, text=True, cwd=root)
+                          capture_output=True, text=True, cwd=root,
+                          env={**os.environ, **baseline_isa_env()})
     share = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
     if proc.returncode != 0:
         return None

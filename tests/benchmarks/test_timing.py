@@ -3,8 +3,8 @@ import threading
 import time
 
 from benchmarks import graph
-from benchmarks.timing import baseline_disagreement, machine, parent_spin, quiesce, \
-    speedup_or_suspect
+from benchmarks.timing import baseline_disagreement, baseline_isa_env, machine, parent_spin, \
+    quiesce, speedup_or_suspect
 
 
 def test_baseline_figures_that_disagree_by_more_than_3x_are_flagged():
@@ -58,3 +58,16 @@ def test_machine_names_cpu_isa_threads_and_versions():
     m = machine()
     assert m["cpu"] and m["arch"] and m["isa"] in ("avx512", "avx2", "generic")
     assert m["threads"] >= 1 and "numba" in m["versions"]
+
+
+def test_baselines_are_held_to_an_overridden_narrower_width(monkeypatch):
+    from ruvector.kernels import _isa
+    monkeypatch.setattr(_isa, "ISA", _isa.host_isa())
+    assert baseline_isa_env() == {}
+    for isa in ("avx2", "generic"):
+        monkeypatch.setattr(_isa, "ISA", isa)
+        monkeypatch.setattr(_isa, "host_isa", lambda: "avx512")
+        env = baseline_isa_env()
+        assert env["ATEN_CPU_CAPABILITY"] == {"avx2": "avx2", "generic": "default"}[isa]
+        assert {"ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE"} <= set(env)
+        assert machine()["baseline_env"] == env
