@@ -1,8 +1,8 @@
 """Register-tiled matrix-product micro-kernel for Numba, written in LLVM IR.
 
-The llvmlite wheels give Numba no vector types, and LLVM does not keep a 6 x 16 block of
-accumulators in registers when the loops are written in Python; a BLAS call per tile, on
-the other hand, repacks both operands on every call.  :func:`mk_block` is a Numba
+The llvmlite wheels give Numba no vector types, and LLVM does not keep an MR x 2-vector
+block of accumulators in registers when the loops are written in Python; a BLAS call per
+tile, on the other hand, repacks both operands on every call.  :func:`mk_block` is a Numba
 intrinsic that emits the classic broadcast-FMA micro-kernel (as in BLIS/GotoBLAS)::
 
     C[i, j] (+)= sum_k A[i sa_r + k sa_c] * B[k ldb + j],   0 <= i < MR, 0 <= j < NR,
@@ -29,7 +29,7 @@ from . import _isa
 from ._math import EXP_UNDERFLOW, FASTMATH, fexp
 
 # rows per micro-tile: its MR x NVEC accumulators, NVEC vectors of B and a broadcast must fit
-# the vector registers (32 with AVX-512, 16 with AVX2 / SSE); measured best of 6 / 12 / 14
+# the vector registers (32 with AVX-512, 16 with AVX2 / SSE); 12 measured best of 6 / 12 / 14
 MR = {"avx512": 12, "avx2": 6, "generic": 6}[_isa.ISA]
 NVEC = 2    # SIMD vectors of columns per micro-tile
 
