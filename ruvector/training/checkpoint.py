@@ -29,6 +29,7 @@ def save_checkpoint(module, path, optimizer=None, extra=None):
         if optimizer.module is not module:
             raise InvalidConfig("the optimizer does not belong to this module")
         state = optimizer.state_dict()
+        build_optimizer(module, state)  # what load_checkpoint will rebuild: refuse it now
         for name, slots in state.pop("state").items():
             for key, arr in slots.items():
                 tensors[f"optim/{key}/{name}"] = arr

@@ -18,8 +18,9 @@ def _positive(value, name, allow_zero=False):
 
 
 class Optimizer:
-    """Base: holds the module, the learning rate ``lr`` (schedulers change it), a step
-    counter and per-parameter state arrays."""
+    """Base: holds the module, the learning rate ``lr`` (>= 0, as in PyTorch: schedulers
+    change it, and a cosine schedule ends at 0), a step counter and per-parameter state
+    arrays."""
 
     hyper = ()            # names of the hyper-parameters saved in state_dict
 
@@ -27,7 +28,7 @@ class Optimizer:
         if not (hasattr(module, "parameters") and hasattr(module, "grads")):
             raise InvalidConfig("an optimizer needs a Module (parameters() and grads)")
         self.module = module
-        self.lr = _positive(lr, "lr")
+        self.lr = _positive(lr, "lr", allow_zero=True)
         self.steps = 0
         self.state = {}
 
@@ -73,7 +74,7 @@ class Optimizer:
                 if np.shape(arr) != params[name].shape:
                     raise InvalidConfig(f"optimizer state {name}.{key} has shape "
                                         f"{np.shape(arr)}, expected {params[name].shape}")
-        self.lr = _positive(state["lr"], "lr")
+        self.lr = _positive(state["lr"], "lr", allow_zero=True)
         for k in self.hyper:
             setattr(self, k, state[k])
         self.steps = int(state["steps"])

@@ -244,3 +244,26 @@ def test_karate_club_example_beats_majority():
     result = mod.run(epochs=150)
     assert result["accuracy"] >= result["majority_baseline"] + 0.25
     assert result["final_loss"] < result["first_loss"]
+
+
+def test_checkpoint_at_the_end_of_a_cosine_schedule_loads(tmp_path):
+    from ruvector.training import CosineLR, LinearWarmup
+    store, x, targets = regression_graph()
+    model = GNN([GATLayer(6, 8, heads=2, seed=0), GATLayer(16, 2, seed=1)], activation="relu")
+    opt = AdamW(model, lr=0.01, weight_decay=5e-4)
+    sched = LinearWarmup(opt, 2, then=CosineLR(opt, T_max=3))
+    model.fit(store, targets, epochs=5, optimizer=opt, scheduler=sched, x=x, progress=False)
+    assert opt.lr == 0.0  # the schedule's legitimate end
+    save_checkpoint(model, tmp_path / "ck", optimizer=opt, extra={"epoch": 5})
+    ck = load_checkpoint(tmp_path / "ck")
+    assert isinstance(ck.optimizer, AdamW) and ck.optimizer.lr == 0.0
+    assert ck.optimizer.steps == opt.steps and ck.extra == {"epoch": 5}
+
+
+def test_a_checkpoint_that_could_not_load_is_not_written(tmp_path):
+    model = GATLayer(4, 3, seed=0)
+    opt = Adam(model, lr=0.01)
+    opt.lr = float("nan")  # e.g. a broken custom schedule
+    with pytest.raises(InvalidConfig, match="lr"):
+        save_checkpoint(model, tmp_path / "ck", optimizer=opt)
+    assert not (tmp_path / "ck").exists()
