@@ -37,13 +37,13 @@ def blas_single_thread():
 
 
 def _openmp_runtimes():
-    """Every OpenMP runtime loaded in this process, as ctypes handles."""
+    """{path: ctypes handle} of every OpenMP runtime loaded in this process."""
     from threadpoolctl import ThreadpoolController
-    handles = []
+    handles = {}
     for lib in ThreadpoolController().lib_controllers:
         if lib.user_api == "openmp":
             try:
-                handles.append(ctypes.CDLL(lib.filepath))
+                handles[lib.filepath] = ctypes.CDLL(lib.filepath)
             except OSError:
                 continue
     return handles
@@ -55,9 +55,11 @@ def single_level_openmp():
     Numba's ``omp`` layer sets the runtime's max-active-levels to 255 when it starts; a
     library that later binds to the same ``libgomp.so.1`` (PyTorch imported after
     ruvector) then nests its thread teams and oversubscribes the cores (measured: SDPA
-    15x slower).  Nested Numba regions run serially either way.  The level restored is
-    ``OMP_MAX_ACTIVE_LEVELS`` when set, else 1.  Returns the number of runtimes reset.
+    15x slower).  Nested Numba regions run serially either way.  Only the runtimes that the
+    pool's start loaded or raised are reset, to ``OMP_MAX_ACTIVE_LEVELS`` when set, else 1.
+    Returns the number of runtimes reset.
     """
+    before = {path: rt.omp_get_max_active_levels() for path, rt in _openmp_runtimes().items()}
     numba.get_num_threads()  # launches the pool (and picks the threading layer)
     if numba.threading_layer() != "omp":
         return 0
@@ -66,8 +68,9 @@ def single_level_openmp():
     except ValueError:
         levels = 1
     reset = 0
-    for runtime in _openmp_runtimes():
-        if runtime.omp_get_max_active_levels() > levels:
+    for path, runtime in _openmp_runtimes().items():
+        now = runtime.omp_get_max_active_levels()
+        if now > levels and now > before.get(path, 0):
             runtime.omp_set_max_active_levels(levels)
             reset += 1
     return reset

@@ -15,23 +15,24 @@ omp_only = pytest.mark.skipif(numba.threading_layer() != "omp",
                               reason="the OpenMP layer is not Numba's layer on this host")
 
 
-def _levels_in_subprocess(**env):
-    code = textwrap.dedent("""
+def _levels_in_subprocess(code="", **env):
+    """max-active-levels of each OpenMP runtime in a fresh process after ruvector's kernels
+    were imported (and ``code`` ran)."""
+    script = textwrap.dedent("""
         import ruvector.kernels  # noqa: F401
         from ruvector import _threads
-        print(*[rt.omp_get_max_active_levels() for rt in _threads._openmp_runtimes()])
-    """)
+        %s
+        print(*[rt.omp_get_max_active_levels() for rt in _threads._openmp_runtimes().values()])
+    """) % code
     clean = {k: v for k, v in os.environ.items() if k != "OMP_MAX_ACTIVE_LEVELS"}
-    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+    out = subprocess.run([sys.executable, "-c", script], env={**clean, **env},
                          capture_output=True, text=True, check=True).stdout
     return [int(x) for x in out.split()]
 
 
 @omp_only
 def test_numba_pool_leaves_one_active_level():
-    runtimes = _threads._openmp_runtimes()
-    assert runtimes, "the omp layer runs but no OpenMP runtime was found"
-    assert [rt.omp_get_max_active_levels() for rt in runtimes] == [1] * len(runtimes)
+    assert _levels_in_subprocess() == [1]
     assert _threads.single_level_openmp() == 0  # idempotent: nothing left to reset
 
 
@@ -39,7 +40,6 @@ def test_numba_pool_leaves_one_active_level():
 def test_the_users_nesting_choice_is_kept():
     assert _levels_in_subprocess(OMP_MAX_ACTIVE_LEVELS="4") == [4]
     assert _levels_in_subprocess(OMP_MAX_ACTIVE_LEVELS="many") == [1]
-    assert _levels_in_subprocess() == [1]
 
 
 def test_nested_parallel_kernels_still_compute():
