@@ -243,9 +243,10 @@ class VectorStore:
     def search(self, queries, k=10, *, ef=None, filter=None, rerank=None, candidates=None):
         """k nearest items of each query; see :class:`SearchResult`.
 
-        ``filter``: a mapping ``{column: value}`` (equality on metadata), a set / list /
-        array of allowed ids, or a callable taking an int64 array of ids and returning a
-        boolean array (or taking one id and returning a bool).  When at least k items match,
+        ``filter``: a metadata filter (``{column: value}``, operators such as
+        ``{"year": {"$gte": 2020}}``, ``$and`` / ``$or``; see ``_metadata.filter_mask``), a
+        set / list / array of allowed ids, or a callable taking an int64 array of ids and
+        returning a boolean array (or taking one id and returning a bool).  When at least k items match,
         exactly k matching items are returned (exact search for selective filters).
         ``rerank``: None, "attention", "exact" or an :class:`AttentionReranker`; it
         re-scores ``candidates`` (default 10 k) HNSW results and returns the top k with
@@ -283,7 +284,7 @@ class VectorStore:
         n = self._n_slots
         live = self._slot_ids[:n] >= 0
         if isinstance(filter, dict):
-            return _metadata.equality_mask(self._meta, filter, n) & live
+            return _metadata.filter_mask(self._meta, filter, n) & live
         if callable(filter):
             ids = self._slot_ids[:n][live]
             try:

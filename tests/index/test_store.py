@@ -107,6 +107,71 @@ def test_filters_return_exactly_k_matches(rng, data):
     assert (few.ids[:, 3:] == -1).all() and np.isin(few.ids[:, :3], [1, 2, 3]).all()
 
 
+def _holds(row, flt):
+    """A slow, independent reading of the filter language on one metadata row."""
+    for key, cond in flt.items():
+        if key == "$and" and not all(_holds(row, f) for f in cond):
+            return False
+        if key == "$or" and not any(_holds(row, f) for f in cond):
+            return False
+        if key in ("$and", "$or"):
+            continue
+        v = row.get(key)
+        ops = cond if isinstance(cond, dict) else {"$eq": cond}
+        for op, x in ops.items():
+            if v is None:
+                return False
+            test = {"$eq": lambda: v == x, "$ne": lambda: v != x, "$gt": lambda: v > x,
+                    "$gte": lambda: v >= x, "$lt": lambda: v < x, "$lte": lambda: v <= x,
+                    "$in": lambda: v in x, "$nin": lambda: v not in x}[op]
+            if not test():
+                return False
+    return True
+
+
+def test_filter_operators_agree_with_a_row_by_row_reading(rng, data):
+    store = VectorStore(24, "l2")
+    n = len(data)
+    rows = [{"year": int(y), "lang": str(l)} for y, l in
+            zip(rng.integers(2000, 2025, n), rng.choice(["en", "fr", "de"], n))]
+    for r in rows[:50]:
+        del r["year"]  # nulls: never match, $ne and $nin included
+    ids = store.add(data, metadata=rows)
+    q = data[:5]
+    filters = [{"year": {"$gte": 2020}}, {"year": {"$gt": 2005, "$lte": 2010}},
+               {"year": {"$ne": 2003}}, {"lang": {"$in": ["en", "de"]}},
+               {"lang": {"$nin": ["en"]}, "year": {"$lt": 2012}},
+               {"$or": [{"lang": "fr"}, {"year": {"$lt": 2002}}]},
+               {"$and": [{"lang": {"$ne": "en"}}, {"$or": [{"year": 2001}, {"year": 2024}]}]}]
+    for flt in filters:
+        allowed = ids[[_holds(r, flt) for r in rows]]
+        assert len(allowed) >= 10, flt
+        res = store.search(q, 10, filter=flt)
+        assert np.isin(res.ids, allowed).all() and (res.ids >= 0).all(), flt
+        truth, _ = brute_force(data[np.isin(ids, allowed)], allowed, q, 10, "l2")
+        assert recall(res.ids, truth) >= 0.9, flt
+
+
+def test_filter_mistakes_raise_instead_of_matching_nothing(rng, data):
+    store = VectorStore(24, "l2")
+    store.add(data[:20], metadata={"label": list(range(20))})
+    q = data[:2]
+    with pytest.raises(InvalidInput, match="unknown metadata column 'lable'.*'label'"):
+        store.search(q, 5, filter={"lable": 3})
+    with pytest.raises(InvalidInput, match=r"unknown filter operator '\$gtt'.*\$gte"):
+        store.search(q, 5, filter={"label": {"$gtt": 3}})
+    with pytest.raises(InvalidInput, match="does not fit the column's type int64"):
+        store.search(q, 5, filter={"label": {"$gt": "three"}})
+    with pytest.raises(InvalidInput, match=r"\$in takes a list"):
+        store.search(q, 5, filter={"label": {"$in": 3}})
+    with pytest.raises(InvalidInput, match=r"\$or takes a non-empty list"):
+        store.search(q, 5, filter={"$or": []})
+    bare = VectorStore(24, "l2")
+    bare.add(data[:20])
+    with pytest.raises(InvalidInput, match="columns: none"):
+        bare.search(q, 5, filter={"label": 3})
+
+
 def test_filter_through_hnsw_path(rng, data, monkeypatch):
     monkeypatch.setattr(store_mod, "BRUTE_FORCE_MAX", 10)
     monkeypatch.setattr(store_mod, "BRUTE_FORCE_SHARE", 0.0)
