@@ -30,8 +30,6 @@ def _index_build(args):
 
 
 def _index_query(args):
-    import numpy as np
-    import pyarrow as pa
     from .._arrow import read_vectors
     from ..index import AttentionReranker, VectorStore
     store = VectorStore.load(args.store)
@@ -40,16 +38,11 @@ def _index_query(args):
     res = store.search(queries, args.k, ef=args.ef, rerank=rerank, candidates=args.candidates)
     if args.out:
         import pyarrow.parquet as pq
-        Q, k = res.ids.shape
-        cols = {"query": np.repeat(np.arange(Q), k), "rank": np.tile(np.arange(k), Q),
-                "id": res.ids.ravel(), "distance": res.distances.ravel()}
-        if res.scores is not None:
-            cols["score"] = res.scores.ravel()
-        pq.write_table(pa.table(cols), args.out)
+        pq.write_table(res.to_arrow(), args.out)
     elif args.json:
         print(json.dumps({"ids": res.ids.tolist(),
                           "distances": [[float(d) for d in row] for row in res.distances],
-                          "scores": None if res.scores is None else res.scores.tolist()}))
+                          "scores": res.scores.tolist()}))
     else:
         for i, (row, drow) in enumerate(zip(res.ids, res.distances)):
             pairs = " ".join(f"{int(j)}({d:.4g})" for j, d in zip(row, drow) if j >= 0)

@@ -35,19 +35,49 @@ BRUTE_FORCE_MAX = 4096
 BRUTE_FORCE_SHARE = 0.05
 
 
+RESULT_COLUMNS = ("query", "rank", "id", "distance", "score")
+
+
 @dataclass
 class SearchResult:
-    """ids (Q, k) int64 (-1 pads), distances (Q, k) float32 (inf pads), scores (Q, k) or None.
+    """ids (Q, k) int64 (-1 pads), distances (Q, k) float32 (inf pads), scores (Q, k)
+    float32 (higher is better: the re-ranker's score, else -distance), and ``metadata``:
+    the columns asked for with ``search(include=[...])`` as a pyarrow Table of Q k rows in
+    (query, rank) order (nulls on pads), else None.
 
     For a single query vector the arrays are (k,).
     """
     ids: np.ndarray
     distances: np.ndarray
     scores: np.ndarray = None
+    metadata: pa.Table = None
 
     def _squeeze(self):
         return SearchResult(self.ids[0], self.distances[0],
-                            None if self.scores is None else self.scores[0])
+                            None if self.scores is None else self.scores[0], self.metadata)
+
+    def to_arrow(self):
+        """One row per (query, rank) found, padding left out: ``query``, ``rank``, ``id``,
+        ``distance``, ``score``, then the included metadata columns."""
+        ids = np.atleast_2d(self.ids)
+        Q, k = ids.shape
+        keep = ids.ravel() >= 0
+        columns = {"query": np.repeat(np.arange(Q, dtype=np.int32), k)[keep],
+                   "rank": np.tile(np.arange(k, dtype=np.int32), Q)[keep],
+                   "id": ids.ravel()[keep],
+                   "distance": np.atleast_2d(self.distances).ravel()[keep]}
+        if self.scores is not None:
+            columns["score"] = np.atleast_2d(self.scores).ravel()[keep]
+        table = pa.table(columns)
+        if self.metadata is not None:
+            meta = self.metadata.filter(pa.array(keep))
+            for name in meta.column_names:
+                table = table.append_column(name, meta.column(name))
+        return table
+
+    def to_pandas(self):
+        """:meth:`to_arrow` as a pandas DataFrame (needs pandas installed)."""
+        return self.to_arrow().to_pandas()
 
 
 class VectorStore:
@@ -118,6 +148,11 @@ class VectorStore:
             arr = arr.reshape(1)
         if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
             raise InvalidInput(f"{name} must be integers, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or (arr.dtype.kind == "u" and
+                                           arr.max() > np.iinfo(np.int64).max)):
+            bad = arr[arr < 0][:5] if arr.min() < 0 else arr[arr > np.iinfo(np.int64).max][:5]
+            raise InvalidInput(f"{name} must be in [0, 2**63 - 1] (-1 marks padding and "
+                               f"deleted slots), got {bad.tolist()}")
         arr = arr.astype(np.int64)
         if n is not None and arr.shape != (n,):
             raise DimensionMismatch(f"{name} has shape {arr.shape} for {n} vectors")
@@ -230,27 +265,64 @@ class VectorStore:
         with self._lock.read():
             return self._vectors[self._slots(ids)].copy()
 
-    def metadata(self, ids):
-        """pyarrow.Table of the metadata rows of these ids (with an ``id`` column)."""
+    def metadata(self, ids, columns=None):
+        """pyarrow.Table of the metadata rows of these ids, in order (with an ``id`` column).
+
+        ``ids`` may have any shape (rows in C order), e.g. ``result.ids``: -1 (padding)
+        gives a row of nulls.  ``columns``: the metadata columns to return (default all).
+        """
+        arr = np.asarray(ids).reshape(-1)
+        pad = arr == -1
         with self._lock.read():
-            slots = self._slots(ids)
-            ids_col = pa.array(self._slot_ids[slots])
-            if self._meta is None:
+            slots = np.zeros(arr.size, dtype=np.int64)
+            slots[~pad] = self._slots(arr[~pad])
+            take = pa.array(slots, mask=pad)
+            ids_col = pa.array(np.where(pad, -1, self._slot_ids[slots]), mask=pad)
+            meta = self._select_columns(columns)
+            if meta is None:
                 return pa.table({"id": ids_col})
-            return self._meta.take(pa.array(slots)).add_column(0, "id", ids_col)
+            return meta.take(take).add_column(0, "id", ids_col)
+
+    def _included(self, include):
+        """The metadata columns a search returns (None: none asked for)."""
+        if include is None:
+            return None
+        clash = [c for c in include if c in RESULT_COLUMNS] if not isinstance(include, str) \
+            else []
+        if clash:
+            raise InvalidInput(f"include: {clash} are result columns ({', '.join(RESULT_COLUMNS)});"
+                               " read those metadata columns with store.metadata(result.ids)")
+        return self._select_columns(include)
+
+    def _select_columns(self, columns):
+        """The metadata table restricted to ``columns`` (None: all; [] -> None)."""
+        if columns is None:
+            return self._meta
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise InvalidInput(f"columns must be a list of column names, got {columns!r}")
+        known = [] if self._meta is None else self._meta.column_names
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise InvalidInput(f"unknown metadata columns {unknown}; the store's columns: "
+                               + (", ".join(map(repr, known)) if known else "none"))
+        return self._meta.select(list(columns)) if columns else None
 
     # -- search -------------------------------------------------------------------------
-    def search(self, queries, k=10, *, ef=None, filter=None, rerank=None, candidates=None):
+    def search(self, queries, k=10, *, ef=None, filter=None, rerank=None, candidates=None,
+               include=None):
         """k nearest items of each query; see :class:`SearchResult`.
 
         ``filter``: a metadata filter (``{column: value}``, operators such as
         ``{"year": {"$gte": 2020}}``, ``$and`` / ``$or``; see ``_metadata.filter_mask``), a
         set / list / array of allowed ids, or a callable taking an int64 array of ids and
-        returning a boolean array (or taking one id and returning a bool).  When at least k items match,
-        exactly k matching items are returned (exact search for selective filters).
+        returning a boolean array (or taking one id and returning a bool).  When at least k
+        items match, exactly k matching items are returned (exact search for selective
+        filters).
         ``rerank``: None, "attention", "exact" or an :class:`AttentionReranker`; it
         re-scores ``candidates`` (default 10 k) HNSW results and returns the top k with
         ``scores``.  k larger than the store gives padded rows (id -1, distance inf).
+        ``include``: metadata columns returned with the result (``result.metadata``,
+        ``result.to_arrow()``).
         """
         from .rerank import AttentionReranker
         q, _ = self._check_vectors(queries, "queries")
@@ -266,15 +338,21 @@ class VectorStore:
         if ef is not None:
             ef = positive_int(ef, "ef")
         with self._lock.read():
+            included = self._included(include)
             fetch = int(candidates) if reranker is not None else int(k)
             slots, dist = self._knn(q, fetch, ef, self._allowed(filter))
             if reranker is not None:
                 slots, dist, scores = reranker.rerank(q, slots, dist, int(k), self._vectors,
                                                       self._norms, self.metric)
             else:
-                scores = None
+                scores = -dist
             ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
-        result = SearchResult(ids.astype(np.int64), dist.astype(np.float32), scores)
+            meta = None
+            if included is not None:
+                flat = slots.reshape(-1)
+                meta = included.take(pa.array(np.maximum(flat, 0), mask=flat < 0))
+        result = SearchResult(ids.astype(np.int64), dist.astype(np.float32),
+                              np.asarray(scores, dtype=np.float32), meta)
         return result._squeeze() if single else result
 
     def _allowed(self, filter):

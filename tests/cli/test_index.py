@@ -24,7 +24,7 @@ def test_build_query_info_from_npy(tmp_path, vectors, capsys):
     assert cli.main(["index", "query", str(out), str(tmp_path / "q.npy"), "-k", "4", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert [row[0] for row in res["ids"]] == [0, 1, 2]
-    assert res["scores"] is None
+    assert np.allclose(res["scores"], -np.array(res["distances"]))  # plain search: -distance
     assert cli.main(["index", "query", str(out), str(tmp_path / "q.npy"), "-k", "2"]) == 0
     assert capsys.readouterr().out.startswith("q0: 0(")
     assert cli.main(["index", "info", str(out)]) == 0

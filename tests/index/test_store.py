@@ -18,7 +18,8 @@ def test_recall_against_brute_force(rng, data, metric):
     res = store.search(q, 10)
     truth, tdist = brute_force(data, ids, q, 10, metric)
     assert res.ids.shape == (100, 10) and res.ids.dtype == np.int64
-    assert res.distances.dtype == np.float32 and res.scores is None
+    assert res.distances.dtype == np.float32
+    assert np.array_equal(res.scores, -res.distances)  # plain search: score = -distance
     assert recall(res.ids, truth) >= 0.95
     exact = res.ids == truth
     np.testing.assert_allclose(res.distances[exact], tdist[exact], rtol=1e-3, atol=1e-3)
@@ -335,3 +336,53 @@ def test_threaded_rerank_equals_single_threaded(rng, data, monkeypatch):
     one = store.search(q, 7, rerank=rr, candidates=30)
     np.testing.assert_array_equal(many.ids, one.ids)
     np.testing.assert_array_equal(many.scores, one.scores)
+
+
+def test_results_as_a_table_with_metadata(rng, data):
+    store = VectorStore(24, "l2")
+    ids = store.add(data[:30], metadata=[{"label": i % 3, "name": f"n{i}"} for i in range(30)])
+    res = store.search(data[:2], k=40, include=["label", "name"])  # k > size: padded rows
+    t = res.to_arrow()
+    assert t.column_names == ["query", "rank", "id", "distance", "score", "label", "name"]
+    assert t.num_rows == 60  # padding left out
+    by_id = {int(i): int(i) for i in ids}
+    for row in t.to_pylist():
+        assert row["id"] == res.ids[row["query"], row["rank"]]
+        assert row["label"] == by_id[row["id"]] % 3 and row["name"] == f"n{row['id']}"
+        assert row["score"] == -row["distance"]
+    assert res.metadata.num_rows == 80 and res.metadata.column("label").null_count == 20
+    one = store.search(data[0], k=3, include=["name"])
+    assert one.to_arrow().column("query").to_pylist() == [0, 0, 0]
+    assert one.to_arrow().column("name").to_pylist()[0] == "n0"
+    with pytest.raises(InvalidInput, match="unknown metadata columns \\['nmae'\\]"):
+        store.search(data[:2], k=3, include=["nmae"])
+    with pytest.raises(InvalidInput, match="result columns"):
+        store.search(data[:2], k=3, include=["id"])
+    pytest.importorskip("pandas")
+    df = res.to_pandas()
+    assert len(df) == 60 and list(df.columns) == t.column_names
+
+
+def test_metadata_of_result_ids_keeps_their_shape_and_padding(rng, data):
+    store = VectorStore(24, "l2")
+    store.add(data[:5], ids=[10, 11, 12, 13, 14], metadata={"x": [0, 1, 2, 3, 4]})
+    res = store.search(data[:2], k=7)
+    meta = store.metadata(res.ids)
+    assert meta.num_rows == 14
+    assert meta.column("id").to_pylist() == [None if i == -1 else int(i)
+                                            for i in res.ids.ravel()]
+    assert meta.column("x").to_pylist() == [None if i == -1 else int(i) - 10
+                                           for i in res.ids.ravel()]
+    assert store.metadata([12], columns=["x"]).to_pylist() == [{"id": 12, "x": 2}]
+    with pytest.raises(NotFound):
+        store.metadata([99])
+
+
+def test_ids_out_of_range_are_refused(rng, data):
+    store = VectorStore(24, "l2")
+    for bad in ([-1, 2, 5], [-7], np.array([2**63], dtype=np.uint64)):
+        with pytest.raises(InvalidInput, match=r"\[0, 2\*\*63 - 1\]"):
+            store.add(data[:len(bad)], ids=bad)
+    assert len(store) == 0
+    store.add(data[:2], ids=np.array([0, 2**63 - 1], dtype=np.uint64))
+    assert sorted(store.ids.tolist()) == [0, 2**63 - 1]
