@@ -11,7 +11,7 @@ from ruvector import MultiHeadAttention
 from ruvector.attention.functional import attention_backward, attention_forward, \
     scaled_dot_product_attention
 from ruvector import tune_malloc
-from .timing import command, interleaved_medians, optional_torch, speedup_or_suspect, \
+from .timing import cell, command, interleaved_medians, optional_torch, speedup_or_suspect, \
     timing_entry
 from .torch_baselines import measure_in_subprocess
 
@@ -151,14 +151,17 @@ def report(result):
     print(f"dense attention, {result['threads']} threads (torch: {result['torch']})")
     print(f"{'shape':22} {'fwd ms':>9} {'GFLOP/s':>8} {'bwd ms':>9} {'bwd/fwd':>8} "
           f"{'numpy ms':>9} {'torch ms':>9} {'vs torch':>8}")
+    absent = "–" if result["torch"] else "not installed"
     for name, row in result["results"].items():
         f, b = row["ruvector_forward"], row["ruvector_backward"]
-        numpy_ms = row.get("numpy_forward", {}).get("ms", float("nan"))
-        torch_ms = row.get("torch_forward", {}).get("ms", float("nan"))
+        numpy_ms = row.get("numpy_forward", {}).get("ms")
+        torch_ms = row.get("torch_forward", {}).get("ms")
+        speedup = row.get("forward_speedup_vs_torch")
+        verdict = row.get("torch_suspect") or \
+            (cell(speedup, "7.2f") + "x" if speedup is not None else cell(None, "8", absent))
         print(f"{name:22} {f['ms']:9.3f} {f['gflops']:8.1f} {b['ms']:9.3f} "
-              f"{row['backward_over_forward']:8.2f} {numpy_ms:9.3f} {torch_ms:9.3f} "
-              + (f" {row['torch_suspect']}" if "torch_suspect" in row else
-                 f"{row.get('forward_speedup_vs_torch', float('nan')):7.2f}x"))
+              f"{row['backward_over_forward']:8.2f} {cell(numpy_ms, '9.3f')} "
+              f"{cell(torch_ms, '9.3f', absent)} {verdict}")
 
 
 def _options(parser):

@@ -12,7 +12,7 @@ import numpy as np
 from ruvector import tune_malloc
 from ruvector.gnn import GATLayer, GINLayer, SAGELayer
 from ruvector.nn.csr import CSRGraph
-from .timing import command, interleaved_medians, speedup_or_suspect, timing_entry
+from .timing import cell, command, interleaved_medians, speedup_or_suspect, timing_entry
 from .torch_baselines import measure_in_subprocess
 
 SIZES = (1_000, 10_000)
@@ -130,11 +130,12 @@ def report(result):
     print(f"graph layers, degree {result['degree']}, {result['features']} features, "
           f"{result['threads']} threads (PyG: {result['pyg']})")
     for name, row in result["results"].items():
-        best = _best_forward(row["pyg"]) if "pyg" in row else float("nan")
-        verdict = row.get("pyg_suspect") or \
-            f"{row.get('forward_speedup_vs_pyg_best', float('nan')):.2f}x"
+        best = _best_forward(row["pyg"]) if "pyg" in row else None
+        speedup = row.get("forward_speedup_vs_pyg_best")
+        verdict = row.get("pyg_suspect") or (f"{speedup:.2f}x" if speedup is not None else "")
+        pyg = f"{cell(best, '8.3f')} ms" if result["pyg"] else "not installed"
         print(f"  {name:22} fwd {row['forward']['ms']:8.3f} ms  bwd {row['backward']['ms']:8.3f} ms"
-              f"  PyG best fwd {best:8.3f} ms  {verdict}")
+              f"  PyG best fwd {pyg}  {verdict}")
 
 
 def main(argv=None):

@@ -82,6 +82,13 @@ def optional_torch(threads):
     return torch
 
 
+def cell(value, spec, absent="–"):
+    """``format(value, spec)`` for a report table, or ``absent`` padded to the spec's width
+    when the figure does not exist (a baseline not installed, a row it has no form of)."""
+    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+    return absent.rjust(width) if value is None else format(value, spec)
+
+
 def timing_entry(seconds, flops=None):
     """{"ms": ..., "gflops": ...} for one measurement."""
     entry = {"ms": round(seconds * 1e3, 4)}

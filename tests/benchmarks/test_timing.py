@@ -71,3 +71,16 @@ def test_baselines_are_held_to_an_overridden_narrower_width(monkeypatch):
         assert env["ATEN_CPU_CAPABILITY"] == {"avx2": "avx2", "generic": "default"}[isa]
         assert {"ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE"} <= set(env)
         assert machine()["baseline_env"] == env
+
+
+def test_reports_say_what_is_absent_instead_of_nan(capsys):
+    from benchmarks import attention
+    row = {"ruvector_forward": {"ms": 1.0, "gflops": 2.0}, "ruvector_backward": {"ms": 2.0},
+           "backward_over_forward": 2.0}
+    attention.report({"threads": 2, "torch": None, "results": {"e_mha": row}})
+    out = capsys.readouterr().out
+    assert "nan" not in out and "not installed" in out and "–" in out
+    graph.report({"degree": 16, "features": 64, "threads": 2, "pyg": None,
+                  "results": {"200/gin": {"forward": {"ms": 1.0}, "backward": {"ms": 2.0}}}})
+    out = capsys.readouterr().out
+    assert "nan" not in out and "PyG best fwd not installed" in out

@@ -28,6 +28,8 @@ def test_bench_attention_json_and_table(capsys, monkeypatch):
     assert cli.main(["bench", "attention", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "a_tiny" in out and f"kernels built for {machine['isa']}" in out
+    assert "nan" not in out  # an absent figure is a dash, an absent baseline "not installed"
+    assert ("not installed" in out) == (result["torch"] is None)
 
 
 def test_unknown_command_exits_with_usage(capsys):
@@ -54,3 +56,6 @@ def test_bench_graph_small(capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     assert set(result["results"]) == {f"200/{n}" for n in bench_graph.LAYERS}
     assert all(r["forward"]["ms"] > 0 for r in result["results"].values())
+    assert cli.main(["bench", "graph"]) == 0
+    out = capsys.readouterr().out
+    assert "PyG best fwd not installed" in out and "nan" not in out
