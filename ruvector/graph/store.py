@@ -107,6 +107,14 @@ class GraphStore:
         return {"key": key, "index": i, "labels": self._labels[i], "embedding": self._emb[i],
                 "properties": dict(self._props[i])}
 
+    def __repr__(self):
+        labels = sorted({lab for labs in self._labels for lab in labs}, key=str)
+        types = sorted({t for t in self._type if t is not None}, key=str)
+        return (f"GraphStore(nodes={self.num_nodes}, edges={self.num_edges}, "
+                f"directed={self.directed}, dim={self.dim}, labels={labels[:8]}"
+                f"{'...' if len(labels) > 8 else ''}, types={types[:8]}"
+                f"{'...' if len(types) > 8 else ''})")
+
     @property
     def num_nodes(self):
         return len(self._keys)

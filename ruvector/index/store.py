@@ -142,6 +142,11 @@ class VectorStore:
                                "), which have no cosine distance")
         return x, norms
 
+    def __repr__(self):
+        return (f"VectorStore(dim={self.dim}, metric={self.metric!r}, count={len(self)}, "
+                f"M={self.M}, ef_search={self.ef_search}, metadata columns="
+                f"{[] if self._meta is None else self._meta.column_names})")
+
     def _check_ids(self, ids, n, name="ids"):
         arr = np.asarray(ids)
         if arr.ndim == 0:

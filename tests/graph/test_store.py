@@ -159,3 +159,12 @@ def test_save_load_bulk_paths_keep_partial_vectors_and_properties(tmp_path):
     h.add_edge("c", "a", feature=[0.0, 1.0])           # the loaded feature width is enforced
     with pytest.raises(DimensionMismatch):
         h.add_edge("c", "a", feature=[0.0])
+
+
+def test_repr_names_sizes_labels_and_types():
+    g = GraphStore(2)
+    g.add_node("x", labels=("Person",), embedding=[1.0, 2.0])
+    g.add_node("y", embedding=[0.0, 1.0])
+    g.add_edge("x", "y", type="KNOWS")
+    assert repr(g) == ("GraphStore(nodes=2, edges=1, directed=True, dim=2, labels=['Person'], "
+                       "types=['KNOWS'])")

@@ -386,3 +386,10 @@ def test_ids_out_of_range_are_refused(rng, data):
     assert len(store) == 0
     store.add(data[:2], ids=np.array([0, 2**63 - 1], dtype=np.uint64))
     assert sorted(store.ids.tolist()) == [0, 2**63 - 1]
+
+
+def test_repr_names_what_the_store_holds(data):
+    store = VectorStore(24, "l2")
+    store.add(data[:3], metadata={"label": [1, 2, 3]})
+    assert repr(store) == ("VectorStore(dim=24, metric='l2', count=3, M=16, ef_search=64, "
+                           "metadata columns=['label'])")
