@@ -9,6 +9,19 @@ from .._validate import float_dtype
 from ..errors import InvalidConfig
 
 
+def _is_default(param, value):
+    """Whether ``value`` is the constructor parameter's default (dtypes compared as dtypes)."""
+    if param is None or param.default is inspect.Parameter.empty:
+        return False
+    default = param.default
+    try:
+        if param.name == "dtype":
+            return np.dtype(value) == np.dtype(default)
+        return bool(value == default) and type(value) is type(default)
+    except (TypeError, ValueError):
+        return False
+
+
 class Module:
     """Base class of every trainable object.
 
@@ -44,6 +57,29 @@ class Module:
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "args": {k: _config_value(v, k) for k, v in
                          self.__dict__.get("_init_args", {}).items()}}
+
+    def __repr__(self):
+        """PyTorch-style: the constructor arguments that differ from their defaults, one
+        indented line per sub-module (``GNN(\\n  (0): GATLayer(in_dim=34, ...)\\n)``)."""
+        try:
+            params = inspect.signature(type(self).__init__).parameters
+        except (TypeError, ValueError):
+            params = {}
+        args, children = [], []
+        for name, value in self.__dict__.get("_init_args", {}).items():
+            if isinstance(value, Module):
+                children.append((name, value))
+            elif isinstance(value, (list, tuple)) and value and \
+                    all(isinstance(v, Module) for v in value):
+                children += [(str(i), v) for i, v in enumerate(value)]
+            elif not _is_default(params.get(name), value):
+                shown = np.dtype(value).name if name == "dtype" else repr(value)
+                args.append(f"{name}={shown}")
+        head = f"{type(self).__name__}({', '.join(args)}"
+        if not children:
+            return head + ")"
+        lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in children]
+        return head + ("\n" if not args else ",\n") + "\n".join(lines) + "\n)"
 
     def __init__(self, dtype=np.float32):
         self.dtype = float_dtype(dtype)

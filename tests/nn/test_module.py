@@ -47,3 +47,16 @@ def test_same_seed_same_init():
     a, b = MultiHeadAttention(8, 2, seed=5), MultiHeadAttention(8, 2, seed=5)
     for name, p in a.parameters().items():
         np.testing.assert_array_equal(p, b.parameters()[name])
+
+
+def test_module_repr_shows_non_default_arguments_and_sub_modules():
+    import numpy as np
+    from ruvector import GATLayer, GNN, MultiHeadAttention
+    assert repr(GATLayer(4, 3, heads=2)) == "GATLayer(in_dim=4, out_dim=3, heads=2)"
+    assert repr(MultiHeadAttention(16, 2, dtype=np.float64)) == \
+        "MultiHeadAttention(d_model=16, num_heads=2, dtype=float64)"
+    assert repr(GNN([GATLayer(4, 3, heads=2), GATLayer(6, 2, seed=1)], activation="relu")) == (
+        "GNN(activation='relu',\n"
+        "  (0): GATLayer(in_dim=4, out_dim=3, heads=2)\n"
+        "  (1): GATLayer(in_dim=6, out_dim=2, seed=1)\n"
+        ")")
