@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import _persist
+from .._progress import progress as progress_bar
 from .._arrow import read_ipc, vector_matrix, write_ipc
 from .._rwlock import RWLock
 from .._threads import num_workers
@@ -33,6 +34,7 @@ FORMAT_VERSION = 1
 # by exact brute force over the allowed items; larger ones by filtered HNSW search.
 BRUTE_FORCE_MAX = 4096
 BRUTE_FORCE_SHARE = 0.05
+PROGRESS_CHUNK = 4096  # vectors per HNSW insert call when add() shows a progress bar
 
 
 RESULT_COLUMNS = ("query", "rank", "id", "distance", "score")
@@ -166,12 +168,13 @@ class VectorStore:
         return arr
 
     # -- mutation -----------------------------------------------------------------------
-    def add(self, vectors, ids=None, metadata=None):
+    def add(self, vectors, ids=None, metadata=None, *, progress=False):
         """Add vectors (N, D) (or one (D,)); returns their int64 ids.
 
         ``ids`` default to consecutive integers after the largest id used so far; an id
         already present raises InvalidInput (use :meth:`upsert`).  ``metadata``: a list of
-        dicts, a dict of columns or a pyarrow.Table with N rows.
+        dicts, a dict of columns or a pyarrow.Table with N rows.  ``progress``: a tqdm bar
+        over the HNSW inserts (on a terminal only).
         """
         x, norms = self._check_vectors(vectors)
         table = _metadata.to_table(metadata, x.shape[0])
@@ -183,10 +186,10 @@ class VectorStore:
                 present = [int(i) for i in new_ids if int(i) in self._slot_of]
                 if present:
                     raise InvalidInput(f"ids already present: {present[:10]} (use upsert)")
-            self._append(x, norms, new_ids, table)
+            self._append(x, norms, new_ids, table, progress)
         return new_ids
 
-    def _append(self, x, norms, new_ids, table):
+    def _append(self, x, norms, new_ids, table, progress=False):
         n, start = x.shape[0], self._n_slots
         if n == 0:
             return
@@ -196,7 +199,14 @@ class VectorStore:
         self._norms[start:start + n] = norms
         self._slot_ids[start:start + n] = new_ids
         self._meta = _metadata.append(self._meta, table, start, n)
-        self._index.add_items(x, slots, num_threads=num_workers())
+        if progress and n > PROGRESS_CHUNK:
+            with progress_bar(total=n, desc="indexing", unit="vec") as bar:
+                for c in range(0, n, PROGRESS_CHUNK):
+                    part = slice(c, c + PROGRESS_CHUNK)
+                    self._index.add_items(x[part], slots[part], num_threads=num_workers())
+                    bar.update(len(slots[part]))
+        else:
+            self._index.add_items(x, slots, num_threads=num_workers())
         self._n_slots += n
         self._slot_of.update(zip(new_ids.tolist(), slots.tolist()))
         self._next_id = max(self._next_id, int(new_ids.max()) + 1)

@@ -393,3 +393,29 @@ def test_repr_names_what_the_store_holds(data):
     store.add(data[:3], metadata={"label": [1, 2, 3]})
     assert repr(store) == ("VectorStore(dim=24, metric='l2', count=3, M=16, ef_search=64, "
                            "metadata columns=['label'])")
+
+
+def test_add_with_progress_inserts_in_chunks_and_finds_the_same(rng, data, monkeypatch):
+    monkeypatch.setattr(store_mod, "PROGRESS_CHUNK", 64)
+    updates = []
+
+    class Bar:
+        def __init__(self, **kw):
+            assert kw["total"] == len(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            updates.append(n)
+
+    monkeypatch.setattr(store_mod, "progress_bar", Bar)
+    store = VectorStore(24, "l2")
+    ids = store.add(data, progress=True)
+    assert sum(updates) == len(data) and len(updates) == -(-len(data) // 64)
+    q = data[:50] + 0.05
+    truth, _ = brute_force(data, ids, q, 10, "l2")
+    assert recall(store.search(q, 10).ids, truth) >= 0.95
