@@ -1,4 +1,4 @@
-"""Command line: ``ruvector ...`` and ``python -m ruvector ...``."""
+"""ruvector command line (also python -m ruvector): vector stores, graph stores, benchmarks."""
 import argparse
 import sys
 

@@ -46,6 +46,6 @@ def register(sub):
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            description=f"suites:\n{lines}\n\n`ruvector bench SUITE --help` lists "
                                        "a suite's options; --json prints the raw result")
-    bench.add_argument("suite", choices=list(SUITES), metavar="SUITE")
+    bench.add_argument("suite", choices=list(SUITES), metavar="SUITE", help="one of the suites above")
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the suite's own options")
     bench.set_defaults(func=_run)

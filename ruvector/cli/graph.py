@@ -88,26 +88,33 @@ def register(sub):
     gsub = graph.add_subparsers(dest="action", required=True)
     imp = gsub.add_parser("import", help="NODES EDGES OUT_DIR (Parquet/Arrow/CSV) or "
                                          "GRAPH.graphml OUT_DIR")
-    imp.add_argument("paths", nargs="+", metavar="PATH")
-    imp.add_argument("--key-column", default="key")
-    imp.add_argument("--source-column", default="source")
-    imp.add_argument("--target-column", default="target")
-    imp.add_argument("--undirected", action="store_true")
-    imp.add_argument("--quiet", action="store_true")
+    imp.add_argument("paths", nargs="+", metavar="PATH",
+                     help="NODES EDGES OUT_DIR, or GRAPH.graphml OUT_DIR")
+    imp.add_argument("--key-column", default="key", help="node key column (default key)")
+    imp.add_argument("--source-column", default="source",
+                     help="edge source column (default source)")
+    imp.add_argument("--target-column", default="target",
+                     help="edge target column (default target)")
+    imp.add_argument("--undirected", action="store_true", help="store the edges both ways")
+    imp.add_argument("--quiet", action="store_true", help="no summary line")
     imp.set_defaults(func=_import)
     info = gsub.add_parser("info", help="print a graph store's summary as JSON")
-    info.add_argument("dir")
+    info.add_argument("dir", help="graph store directory")
     info.set_defaults(func=_info)
     query = gsub.add_parser("query", help="run a MATCH ... RETURN query")
-    query.add_argument("dir")
-    query.add_argument("query")
+    query.add_argument("dir", help="graph store directory")
+    query.add_argument("query", help="the query text, e.g. 'MATCH (a)-->(b) RETURN b.key'")
     query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="JSON value, plain string, or @file.npy / @file.json")
-    query.add_argument("--max-hops", type=int, default=10)
-    query.add_argument("--max-expansions", type=int, default=1_000_000)
-    query.add_argument("--timeout", type=float, default=None)
+    query.add_argument("--max-hops", type=int, default=10,
+                       help="hops an unbounded * may take (default 10)")
+    query.add_argument("--max-expansions", type=int, default=1_000_000,
+                       help="edges scanned plus cartesian rows before the query is "
+                       "stopped (default 1,000,000)")
+    query.add_argument("--timeout", type=float, default=None,
+                       help="seconds before the query is stopped (default none)")
     query.add_argument("--explain", action="store_true", help="print the plan only")
     fmt = query.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="print the rows as JSON")
     fmt.add_argument("--out", help="write the rows to a Parquet file")
     query.set_defaults(func=_query)

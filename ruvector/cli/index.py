@@ -58,27 +58,36 @@ def register(sub):
     index = sub.add_parser("index", help="build, query and inspect vector stores")
     isub = index.add_subparsers(dest="action", required=True)
     build = isub.add_parser("build", help="build a store from Parquet, Arrow or .npy")
-    build.add_argument("input")
-    build.add_argument("out_dir")
-    build.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"])
-    build.add_argument("--vector-column", default="vector")
-    build.add_argument("--id-column", default="id")
-    build.add_argument("--M", type=int, default=16)
-    build.add_argument("--ef-construction", type=int, default=200)
+    build.add_argument("input", help="vectors: .parquet, .arrow / .feather or .npy")
+    build.add_argument("out_dir", help="directory of the new store")
+    build.add_argument("--metric", default="cosine", choices=["cosine", "l2", "ip"],
+                       help="distance (default cosine)")
+    build.add_argument("--vector-column", default="vector",
+                       help="column of fixed-size float lists (default vector)")
+    build.add_argument("--id-column", default="id",
+                       help="integer id column, if present (default id); other columns "
+                       "become metadata")
+    build.add_argument("--M", type=int, default=16, help="HNSW links per node (default 16)")
+    build.add_argument("--ef-construction", type=int, default=200,
+                       help="HNSW build breadth (default 200)")
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     build.set_defaults(func=_index_build)
     query = isub.add_parser("query", help="query a store with vectors from a file")
-    query.add_argument("store")
-    query.add_argument("queries")
-    query.add_argument("-k", type=int, default=10)
-    query.add_argument("--ef", type=int, default=None)
-    query.add_argument("--rerank", choices=["attention", "exact"], default=None)
-    query.add_argument("--candidates", type=int, default=None)
-    query.add_argument("--vector-column", default="vector")
+    query.add_argument("store", help="store directory")
+    query.add_argument("queries", help="query vectors: .parquet, .arrow / .feather or .npy")
+    query.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    query.add_argument("--ef", type=int, default=None,
+                       help="HNSW search breadth (default: the store's ef_search)")
+    query.add_argument("--rerank", choices=["attention", "exact"], default=None,
+                       help="re-score the HNSW candidates")
+    query.add_argument("--candidates", type=int, default=None,
+                       help="candidates re-ranked per query (default 10 k)")
+    query.add_argument("--vector-column", default="vector",
+                       help="column of the query vectors (default vector)")
     fmt = query.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print ids/distances/scores as JSON")
     fmt.add_argument("--out", help="write results to a Parquet file")
     query.set_defaults(func=_index_query)
     info = isub.add_parser("info", help="print a store's manifest summary")
-    info.add_argument("store")
+    info.add_argument("store", help="store directory")
     info.set_defaults(func=_index_info)

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import pytest
@@ -59,3 +60,22 @@ def test_bench_graph_small(capsys, monkeypatch):
     assert cli.main(["bench", "graph"]) == 0
     out = capsys.readouterr().out
     assert "PyG best fwd not installed" in out and "nan" not in out
+
+
+def _parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_every_cli_option_has_help_and_no_markup():
+    from ruvector.cli import build_parser
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help, f"{parser.prog}: {action.dest} has no help text"
+        text = parser.format_help()
+        assert "``" not in text and ":func:" not in text, parser.prog
