@@ -83,11 +83,25 @@ def filter_mask(table, conditions, n_slots):
     return allowed
 
 
+def column_names(table):
+    """The metadata columns of ``table`` (None: a store without metadata)."""
+    return [] if table is None else table.column_names
+
+
+def describe_columns(table):
+    """The store's metadata columns for an error message ("none" when there are none)."""
+    return ", ".join(map(repr, column_names(table))) or "none"
+
+
+def take_rows(table, slots):
+    """Rows of ``table`` at ``slots`` (int64), a row of nulls where a slot is -1 (padding)."""
+    return table.take(pa.array(np.maximum(slots, 0), mask=slots < 0))
+
+
 def _column_mask(table, column, condition):
-    known = [] if table is None else table.column_names
-    if column not in known:
+    if column not in column_names(table):
         raise InvalidInput(f"filter on unknown metadata column {column!r}; the store's columns: "
-                           + (", ".join(map(repr, known)) if known else "none"))
+                           + describe_columns(table))
     data = table.column(column)
     ops = condition if isinstance(condition, dict) else {"$eq": condition}
     if not ops:

@@ -155,11 +155,10 @@ class VectorStore:
             arr = arr.reshape(1)
         if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
             raise InvalidInput(f"{name} must be integers, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < 0 or (arr.dtype.kind == "u" and
-                                           arr.max() > np.iinfo(np.int64).max)):
-            bad = arr[arr < 0][:5] if arr.min() < 0 else arr[arr > np.iinfo(np.int64).max][:5]
+        out_of_range = (arr < 0) | (arr > np.iinfo(np.int64).max)
+        if out_of_range.any():
             raise InvalidInput(f"{name} must be in [0, 2**63 - 1] (-1 marks padding and "
-                               f"deleted slots), got {bad.tolist()}")
+                               f"deleted slots), got {arr[out_of_range][:5].tolist()}")
         arr = arr.astype(np.int64)
         if n is not None and arr.shape != (n,):
             raise DimensionMismatch(f"{name} has shape {arr.shape} for {n} vectors")
@@ -289,14 +288,13 @@ class VectorStore:
         arr = np.asarray(ids).reshape(-1)
         pad = arr == -1
         with self._lock.read():
-            slots = np.zeros(arr.size, dtype=np.int64)
+            slots = np.full(arr.size, -1, dtype=np.int64)
             slots[~pad] = self._slots(arr[~pad])
-            take = pa.array(slots, mask=pad)
             ids_col = pa.array(np.where(pad, -1, self._slot_ids[slots]), mask=pad)
             meta = self._select_columns(columns)
             if meta is None:
                 return pa.table({"id": ids_col})
-            return meta.take(take).add_column(0, "id", ids_col)
+            return _metadata.take_rows(meta, slots).add_column(0, "id", ids_col)
 
     def _included(self, include):
         """The metadata columns a search returns (None: none asked for)."""
@@ -315,11 +313,10 @@ class VectorStore:
             return self._meta
         if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
             raise InvalidInput(f"columns must be a list of column names, got {columns!r}")
-        known = [] if self._meta is None else self._meta.column_names
-        unknown = [c for c in columns if c not in known]
+        unknown = [c for c in columns if c not in _metadata.column_names(self._meta)]
         if unknown:
             raise InvalidInput(f"unknown metadata columns {unknown}; the store's columns: "
-                               + (", ".join(map(repr, known)) if known else "none"))
+                               + _metadata.describe_columns(self._meta))
         return self._meta.select(list(columns)) if columns else None
 
     # -- search -------------------------------------------------------------------------
@@ -362,10 +359,8 @@ class VectorStore:
             else:
                 scores = -dist
             ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
-            meta = None
-            if included is not None:
-                flat = slots.reshape(-1)
-                meta = included.take(pa.array(np.maximum(flat, 0), mask=flat < 0))
+            meta = None if included is None else _metadata.take_rows(included,
+                                                                     slots.reshape(-1))
         result = SearchResult(ids.astype(np.int64), dist.astype(np.float32),
                               np.asarray(scores, dtype=np.float32), meta)
         return result._squeeze() if single else result
