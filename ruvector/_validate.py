@@ -82,11 +82,16 @@ def require_same(a_name, a_val, b_name, b_val, what, a_shape, b_shape):
             f"{what} of {a_name} {a_shape} and {b_name} {b_shape} differ: {a_val} != {b_val}")
 
 
-def integer(value, name, *, minimum=0, error=InvalidConfig):
-    """``value`` as an int >= ``minimum``; bools, floats and the rest raise ``error``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
-            minimum, f"an integer >= {minimum}")
+def integer(value, name, *, minimum=0, maximum=None, error=InvalidConfig):
+    """``value`` as an int in [``minimum``, ``maximum``]; bools, floats and the rest raise
+    ``error`` naming the argument, the value and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        if maximum is not None:
+            wanted = f"an integer in [{minimum}, {maximum}]"
+        else:
+            wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
+                minimum, f"an integer >= {minimum}")
         raise error(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 

@@ -21,9 +21,9 @@ import pyarrow as pa
 from .. import _persist
 from .._progress import progress as progress_bar
 from .._arrow import read_ipc, vector_matrix, write_ipc
-from .._rwlock import RWLock
+from .._rwlock import ModeGate, RWLock
 from .._threads import num_workers
-from .._validate import as_array, integer, positive_int
+from .._validate import as_array, integer
 from ..errors import CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound
 from . import _metadata
 
@@ -34,6 +34,11 @@ FORMAT_VERSION = 1
 # by exact brute force over the allowed items; larger ones by filtered HNSW search.
 BRUTE_FORCE_MAX = 4096
 BRUTE_FORCE_SHARE = 0.05
+# Bounds of what hnswlib is handed: M = 1 divides by log(M) = 0, and its link lists take
+# 8 M + 4 bytes per item; dim, ef and capacity are C sizes.
+MAX_DIM = 1 << 16
+MAX_M = 1024
+MAX_NATIVE_INT = 2**31 - 1
 PROGRESS_CHUNK = 4096  # vectors per HNSW insert call when add() shows a progress bar
 
 
@@ -94,18 +99,25 @@ class VectorStore:
 
     def __init__(self, dim, metric="cosine", *, M=16, ef_construction=200, ef_search=64,
                  capacity=None, seed=0):
-        self.dim = positive_int(dim, "dim")
+        self.dim = integer(dim, "dim", minimum=1, maximum=MAX_DIM)
         if metric not in METRICS:
             raise InvalidConfig(f"metric must be one of {METRICS}, got {metric!r}")
         self.metric = metric
-        self.M = positive_int(M, "M")
-        self.ef_construction = positive_int(ef_construction, "ef_construction")
-        self.ef_search = positive_int(ef_search, "ef_search")
-        self.seed = int(seed)
-        cap = positive_int(capacity, "capacity") if capacity is not None else 1024
+        self.M = integer(M, "M", minimum=2, maximum=MAX_M)
+        self.ef_construction = integer(ef_construction, "ef_construction", minimum=1,
+                                       maximum=MAX_NATIVE_INT)
+        self.ef_search = integer(ef_search, "ef_search", minimum=1, maximum=MAX_NATIVE_INT)
+        self.seed = integer(seed, "seed", minimum=0, maximum=2**63 - 1)
+        cap = 1024 if capacity is None else integer(capacity, "capacity", minimum=1,
+                                                    maximum=MAX_NATIVE_INT)
         self._lock = RWLock()
-        self._index = self._new_index(cap)
-        self._vectors = np.empty((cap, self.dim), np.float32)
+        self._ef_gate = ModeGate()
+        try:
+            self._index = self._new_index(cap)
+            self._vectors = np.empty((cap, self.dim), np.float32)
+        except (MemoryError, RuntimeError):
+            raise InvalidConfig(f"capacity={cap} x dim={self.dim} does not fit in memory "
+                                f"({cap * self.dim * 4 / 2**30:.1f} GiB of vectors)") from None
         self._norms = np.empty(cap, np.float32)
         self._slot_ids = np.empty(cap, np.int64)   # slot -> id (-1 when deleted)
         self._slot_of = {}                          # id -> slot
@@ -332,7 +344,8 @@ class VectorStore:
         filters).
         ``rerank``: None, "attention", "exact" or an :class:`AttentionReranker`; it
         re-scores ``candidates`` (default 10 k) HNSW results and returns the top k with
-        ``scores``.  k larger than the store gives padded rows (id -1, distance inf).
+        ``scores``.  Rows have ``min(k, len(store))`` entries; when a filter admits fewer
+        items, they are padded with id -1, distance inf.
         ``include``: metadata columns returned with the result (``result.metadata``,
         ``result.to_arrow()``).
         """
@@ -348,13 +361,15 @@ class VectorStore:
         elif candidates is not None:
             raise InvalidInput("candidates is only used with rerank")
         if ef is not None:
-            ef = positive_int(ef, "ef")
+            ef = integer(ef, "ef", minimum=1, maximum=MAX_NATIVE_INT, error=InvalidInput)
         with self._lock.read():
             included = self._included(include)
-            fetch = int(candidates) if reranker is not None else int(k)
+            # k and candidates are capped at the live count before anything is allocated
+            width = min(int(k), len(self))
+            fetch = min(int(candidates), len(self)) if reranker is not None else width
             slots, dist = self._knn(q, fetch, ef, self._allowed(filter))
-            if reranker is not None:
-                slots, dist, scores = reranker.rerank(q, slots, dist, int(k), self._vectors,
+            if reranker is not None and width:
+                slots, dist, scores = reranker.rerank(q, slots, dist, width, self._vectors,
                                                       self._norms, self.metric)
             else:
                 scores = -dist
@@ -406,19 +421,19 @@ class VectorStore:
             return self._brute_force(q, k, np.flatnonzero(allowed))
         hnsw_filter = None if allowed is None else (lambda label: bool(allowed[label]))
         threads = 1 if hnsw_filter is not None else num_workers()
-        if ef is not None:
-            self._index.set_ef(max(ef, k_eff))
-        elif k_eff > self.ef_search:
-            self._index.set_ef(k_eff)
-        try:
-            labels, d = self._index.knn_query(q, k=k_eff, num_threads=threads, filter=hnsw_filter)
-        except RuntimeError:  # HNSW found fewer than k_eff: answer exactly instead
+        # hnswlib's ef is one setting of the shared index: searches needing another value
+        # wait until the running ones finish instead of changing it under them
+        ef_needed = max(self.ef_search if ef is None else ef, k_eff)
+        with self._ef_gate.hold(ef_needed, lambda: self._index.set_ef(ef_needed)):
+            try:
+                labels, d = self._index.knn_query(q, k=k_eff, num_threads=threads,
+                                                  filter=hnsw_filter)
+            except RuntimeError:  # HNSW found fewer than k_eff: answer exactly instead
+                labels = None
+        if labels is None:
             live = np.flatnonzero(self._slot_ids[:self._n_slots] >= 0) if allowed is None \
                 else np.flatnonzero(allowed)
             return self._brute_force(q, k, live)
-        finally:
-            if ef is not None or k_eff > self.ef_search:
-                self._index.set_ef(self.ef_search)
         slots[:, :k_eff] = labels.astype(np.int64)
         dist[:, :k_eff] = np.maximum(d, 0) if self.metric == "l2" else d
         return slots, dist

@@ -25,14 +25,20 @@ def test_recall_against_brute_force(rng, data, metric):
     np.testing.assert_allclose(res.distances[exact], tdist[exact], rtol=1e-3, atol=1e-3)
 
 
-def test_single_query_and_padding(rng):
+def test_single_query_and_k_capped_at_the_store_size(rng):
     store = VectorStore(4, "l2")
     store.add(rng.standard_normal((3, 4)), ids=[10, 20, 30])
     res = store.search(np.zeros(4), k=5)
-    assert res.ids.shape == (5,)
-    assert sorted(res.ids[:3]) == [10, 20, 30] and list(res.ids[3:]) == [-1, -1]
-    assert np.all(np.isinf(res.distances[3:]))
-    assert np.all(VectorStore(4).search(np.ones(4), 3).ids == -1)
+    assert res.ids.shape == (3,) and sorted(res.ids) == [10, 20, 30]
+    for metric in ("l2", "ip", "cosine"):  # hnswlib is never handed a huge k
+        big = VectorStore(4, metric)
+        big.add(rng.standard_normal((7, 4)))
+        for k in (2**31, 2**62, 2**100):
+            assert big.search(np.ones((2, 4)), k=k).ids.shape == (2, 7)
+            got = big.search(np.ones(4), k=k, rerank="attention", candidates=2 * k)
+            assert got.ids.shape == (7,) and np.isfinite(got.scores).all()
+    empty = VectorStore(4).search(np.ones(4), 3)
+    assert empty.ids.shape == (0,) and empty.scores.shape == (0,)
 
 
 def test_ids_metadata_get_contains(rng):
@@ -269,6 +275,16 @@ def test_bad_input(rng):
         store.search(np.ones(4), 2, rerank="magic")
     with pytest.raises(InvalidConfig):
         VectorStore(4, "hamming")
+    for bad in (dict(dim=10**20), dict(dim=8, seed="x"), dict(dim=8, seed=-1),
+                dict(dim=8, M=10**9), dict(dim=8, M=1), dict(dim=8, ef_search=2**40),
+                dict(dim=8, ef_construction=0), dict(dim=8, capacity=2.5)):
+        with pytest.raises(InvalidConfig, match=next(iter(bad)) if len(bad) == 1
+                           else list(bad)[1]):
+            VectorStore(**bad)
+    with pytest.raises(InvalidConfig, match="does not fit in memory"):
+        VectorStore(4096, capacity=2**31 - 1)
+    with pytest.raises(InvalidInput, match="ef must be an integer in"):
+        store.search(np.ones(4), 2, ef=2**40)
     with pytest.raises(NotFound):
         store.delete([42])
 
@@ -324,6 +340,33 @@ def test_concurrent_search_while_writing(rng, data):
     assert errors == []
 
 
+def test_a_search_with_its_own_ef_does_not_change_other_searches(rng):
+    # hnswlib's ef is shared by the index: low-ef searches in other threads must not lower
+    # the recall of default searches running at the same time
+    X = rng.standard_normal((6000, 16)).astype(np.float32)
+    Q = rng.standard_normal((100, 16)).astype(np.float32)
+    store = VectorStore(16, "l2", M=4, ef_construction=20, ef_search=64)
+    store.add(X)
+    alone = store.search(Q, 10).ids
+    stop = threading.Event()
+
+    def low_ef():
+        while not stop.is_set():
+            store.search(Q[:3], 10, ef=10)
+
+    threads = [threading.Thread(target=low_ef) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        during = [store.search(Q, 10).ids for _ in range(15)]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    for ids in during:
+        np.testing.assert_array_equal(ids, alone)
+
+
 def test_threaded_rerank_equals_single_threaded(rng, data, monkeypatch):
     import ruvector._threads as threads
     store = VectorStore(24, "l2")
@@ -341,16 +384,17 @@ def test_threaded_rerank_equals_single_threaded(rng, data, monkeypatch):
 def test_results_as_a_table_with_metadata(rng, data):
     store = VectorStore(24, "l2")
     ids = store.add(data[:30], metadata=[{"label": i % 3, "name": f"n{i}"} for i in range(30)])
-    res = store.search(data[:2], k=40, include=["label", "name"])  # k > size: padded rows
+    # 10 items have label 0: rows of 20 are padded
+    res = store.search(data[:2], k=20, filter={"label": 0}, include=["label", "name"])
     t = res.to_arrow()
     assert t.column_names == ["query", "rank", "id", "distance", "score", "label", "name"]
-    assert t.num_rows == 60  # padding left out
+    assert t.num_rows == 20  # padding left out
     by_id = {int(i): int(i) for i in ids}
     for row in t.to_pylist():
         assert row["id"] == res.ids[row["query"], row["rank"]]
-        assert row["label"] == by_id[row["id"]] % 3 and row["name"] == f"n{row['id']}"
+        assert row["label"] == by_id[row["id"]] % 3 == 0 and row["name"] == f"n{row['id']}"
         assert row["score"] == -row["distance"]
-    assert res.metadata.num_rows == 80 and res.metadata.column("label").null_count == 20
+    assert res.metadata.num_rows == 40 and res.metadata.column("label").null_count == 20
     one = store.search(data[0], k=3, include=["name"])
     assert one.to_arrow().column("query").to_pylist() == [0, 0, 0]
     assert one.to_arrow().column("name").to_pylist()[0] == "n0"
@@ -360,15 +404,16 @@ def test_results_as_a_table_with_metadata(rng, data):
         store.search(data[:2], k=3, include=["id"])
     pytest.importorskip("pandas")
     df = res.to_pandas()
-    assert len(df) == 60 and list(df.columns) == t.column_names
+    assert len(df) == 20 and list(df.columns) == t.column_names
 
 
 def test_metadata_of_result_ids_keeps_their_shape_and_padding(rng, data):
     store = VectorStore(24, "l2")
     store.add(data[:5], ids=[10, 11, 12, 13, 14], metadata={"x": [0, 1, 2, 3, 4]})
-    res = store.search(data[:2], k=7)
+    res = store.search(data[:2], k=4, filter={"x": {"$lt": 2}})  # two matches: padded
+    assert (res.ids[:, 2:] == -1).all()
     meta = store.metadata(res.ids)
-    assert meta.num_rows == 14
+    assert meta.num_rows == 8
     assert meta.column("id").to_pylist() == [None if i == -1 else int(i)
                                             for i in res.ids.ravel()]
     assert meta.column("x").to_pylist() == [None if i == -1 else int(i) - 10
