@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 
 from .._validate import float_dtype
-from ..errors import InvalidConfig
+from ..errors import InvalidConfig, RuvectorError
 
 
 def _is_default(param, value):
@@ -36,6 +36,7 @@ class Module:
     def __init_subclass__(cls, **kwargs):
         """Record the arguments of the outermost constructor call (see :meth:`config`)."""
         super().__init_subclass__(**kwargs)
+        _CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -202,23 +203,43 @@ def _config_value(value, name):
     raise InvalidConfig(f"constructor argument {name}={value!r} cannot be stored in a config")
 
 
-def from_config(config):
-    """Rebuild a module from :meth:`Module.config` (classes under ``ruvector.`` only)."""
+# Every Module subclass defined in the process, by class path: from_config builds only these
+# and imports nothing a file names (a crafted path could run any module's import code).
+_CLASSES = {}
+# The packages whose layers checkpoints hold, imported (a fixed list) before a lookup.
+_LAYER_PACKAGES = ("ruvector.attention", "ruvector.gnn", "ruvector.index", "ruvector.nn")
+
+
+def module_class(path):
+    """The Module subclass registered under class path ``path`` (InvalidConfig if none)."""
     import importlib
+
+    from .._deprecated import MOVED_MODULES
+    for package in _LAYER_PACKAGES:
+        importlib.import_module(package)
+    module_name, _, qualname = str(path).rpartition(".")
+    cls = _CLASSES.get(path) or _CLASSES.get(
+        f"{MOVED_MODULES.get(module_name, module_name)}.{qualname}")
+    if cls is None:
+        raise InvalidConfig(f"refusing to build {path!r}: not a known Module class")
+    return cls
+
+
+def from_config(config):
+    """Rebuild a module from :meth:`Module.config` (registered Module classes only)."""
     try:
         path = config["class"]
         args = config["args"]
-        module_name, _, qualname = path.rpartition(".")
-        if not module_name.startswith("ruvector."):
-            raise InvalidConfig(f"refusing to build {path!r}: not a ruvector class")
-        cls = getattr(importlib.import_module(module_name), qualname)
-    except (KeyError, TypeError, ValueError, ImportError, AttributeError) as exc:
+        if not isinstance(path, str) or not isinstance(args, dict):
+            raise TypeError("'class' must be a string and 'args' a mapping")
+    except (KeyError, TypeError) as exc:
         raise InvalidConfig(f"bad module config: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Module)):
-        raise InvalidConfig(f"{path!r} is not a Module")
+    cls = module_class(path)
     try:
-        return cls(**{k: _decode(v) for k, v in args.items()})
-    except TypeError as exc:
+        return cls(**{str(k): _decode(v) for k, v in args.items()})
+    except (TypeError, ValueError, OverflowError) as exc:  # typed errors pass through
+        if isinstance(exc, RuvectorError):
+            raise
         raise InvalidConfig(f"cannot rebuild {path}: {exc}") from None
 
 

@@ -3,6 +3,7 @@ learned re-ranking distances and the karate-club example."""
 import importlib.util
 import json
 import os
+import sys
 
 import networkx as nx
 import numpy as np
@@ -199,8 +200,20 @@ def test_checkpoint_corruption_and_mismatch(tmp_path):
     path.write_text(json.dumps(manifest))
     with pytest.raises((InvalidConfig, CorruptFile)):
         load_checkpoint(tmp_path / "ck2")
-    with pytest.raises(InvalidConfig, match="not a ruvector class"):
+    with pytest.raises(InvalidConfig, match="not a known Module class"):
         from_config({"class": "os.system", "args": {}})
+    # a class path is looked up, never imported: the CLI's __main__ must not run
+    for path in ("ruvector.__main__.X", "ruvector.cli.main", "ruvector.nn.module.Module.x"):
+        with pytest.raises(InvalidConfig, match="not a known Module class"):
+            from_config({"class": path, "args": {}})
+    assert "ruvector.__main__" not in sys.modules
+    for bad in ({"class": 3, "args": {}}, {"class": "ruvector.gnn.layers.GATLayer"},
+                {"class": "ruvector.gnn.layers.GATLayer", "args": []}):
+        with pytest.raises(InvalidConfig, match="bad module config"):
+            from_config(bad)
+    old_path = {"class": "ruvector.attention.graph.GATLayer",  # moved module, old checkpoints
+                "args": {"in_dim": 4, "out_dim": 3}}
+    assert type(from_config(old_path)).__name__ == "GATLayer"
     with pytest.raises(InvalidConfig):
         save_checkpoint(model, tmp_path / "ck3", optimizer=SGD(GATLayer(4, 3), lr=0.1))
 
