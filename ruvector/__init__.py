@@ -6,8 +6,8 @@ name below, and kernels compile lazily (cached on disk) on their first call.
 from importlib import import_module
 
 from .errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, LockedError,
-                     NotFound, QueryError, QueryLimitExceeded, QuerySyntaxError, RuvectorError,
-                     StorageError)
+                     NotAStore, NotFound, QueryError, QueryLimitExceeded, QuerySyntaxError,
+                     RuvectorError, StorageError)
 
 from . import _deprecated
 
@@ -55,5 +55,5 @@ def __dir__():
 
 
 __all__ = ["__version__", "RuvectorError", "InvalidInput", "DimensionMismatch", "InvalidConfig",
-           "NotFound", "StorageError", "CorruptFile", "LockedError", "QueryError",
+           "NotFound", "StorageError", "NotAStore", "CorruptFile", "LockedError", "QueryError",
            "QuerySyntaxError", "QueryLimitExceeded", *_LAZY]

@@ -32,6 +32,10 @@ class StorageError(RuvectorError, OSError):
     """Reading or writing persisted data failed."""
 
 
+class NotAStore(StorageError):
+    """A path to load from that is missing, a file, or a folder without a saved store."""
+
+
 class CorruptFile(StorageError):
     """A file on disk fails its checksum, size or format check."""
 
@@ -63,6 +67,6 @@ class QueryLimitExceeded(QueryError):
 
 __all__ = [
     "RuvectorError", "InvalidInput", "DimensionMismatch", "InvalidConfig", "NotFound",
-    "StorageError", "CorruptFile", "LockedError", "QueryError", "QuerySyntaxError",
+    "StorageError", "NotAStore", "CorruptFile", "LockedError", "QueryError", "QuerySyntaxError",
     "QueryLimitExceeded",
 ]

@@ -21,7 +21,7 @@ from ..nn.csr import k_hop_nodes
 from .arrays import GraphArrays
 
 FORMAT = "ruvector.graph_store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own SHA-256
 DIRECTIONS = ("out", "in", "both")
 
 
@@ -404,7 +404,11 @@ class GraphStore:
     def load(cls, path):
         """A store saved by :meth:`save` (columns are read in bulk, then checked: keys unique,
         endpoints in range, widths consistent; anything else raises CorruptFile)."""
-        manifest, gen = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        return _persist.load_generation(path, FORMAT, FORMAT_VERSION,
+                                        lambda m, d: cls._from_generation(path, m, d))
+
+    @classmethod
+    def _from_generation(cls, path, manifest, gen):
         try:
             nodes = read_ipc(os.path.join(gen, "nodes.arrow"))
             edges = read_ipc(os.path.join(gen, "edges.arrow"))

@@ -24,12 +24,14 @@ from .._arrow import read_ipc, vector_matrix, write_ipc
 from .._rwlock import ModeGate, RWLock
 from .._threads import num_workers
 from .._validate import as_array, integer
-from ..errors import CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound
+from ..errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound,
+                      RuvectorError, StorageError)
 from . import _metadata
+from ._hnsw_blob import check_blob
 
 METRICS = ("l2", "cosine", "ip")
 FORMAT = "ruvector.vector_store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own SHA-256
 # Filters that allow at most this many items (or under this share of the store) are answered
 # by exact brute force over the allowed items; larger ones by filtered HNSW search.
 BRUTE_FORCE_MAX = 4096
@@ -501,7 +503,7 @@ class VectorStore:
                 "id": pa.array(self._slot_ids[:n]),
                 "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim)})
             writers = {"slots.arrow": lambda p: write_ipc(slots_table, p),
-                       "index.hnsw": self._index.save_index}
+                       "index.hnsw": lambda p: self._save_index(p, n)}
             if self._meta is not None:
                 writers["metadata.arrow"] = lambda p: write_ipc(self._meta, p)
             meta = {"dim": self.dim, "metric": self.metric, "count": len(self), "slots": n,
@@ -509,43 +511,81 @@ class VectorStore:
                     "ef_search": self.ef_search, "seed": self.seed, "next_id": self._next_id}
             _persist.write_generation(path, FORMAT, FORMAT_VERSION, writers, meta)
 
+    def _save_index(self, path, n):
+        self._index.save_index(path)
+        try:  # hnswlib reports no failed write: a full disk leaves a short file
+            check_blob(path, self.dim, self.M, n)
+        except CorruptFile as exc:
+            raise StorageError(f"hnswlib wrote an incomplete index ({exc})") from None
+
     @staticmethod
     def info(path):
         """Summary of a saved store without loading its data: format, version, generation, dim,
         metric, count, slots, M, ef_construction, ef_search and bytes on disk."""
         manifest, _ = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
-        info = {k: manifest[k] for k in ("format", "version", "generation", "dim", "metric",
-                                         "count", "slots", "M", "ef_construction", "ef_search")}
+        try:
+            info = {k: manifest[k] for k in ("format", "version", "generation", "dim",
+                                             "metric", "count", "slots", "M",
+                                             "ef_construction", "ef_search")}
+        except KeyError as exc:
+            raise CorruptFile(f"{path}: the manifest lacks {exc}") from None
         info["bytes"] = _persist.manifest_bytes(manifest)
         return info
 
     @classmethod
     def load(cls, path):
-        """Load a saved store; every file is verified before it is parsed (CorruptFile)."""
-        manifest, gen_dir = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+        """Load a saved store.  Every file is verified before it is parsed, then what it holds
+        is checked against the manifest (sizes, counts, unique ids, finite vectors, the
+        hnswlib header); anything else raises CorruptFile."""
+        return _persist.load_generation(path, FORMAT, FORMAT_VERSION,
+                                        lambda m, d: cls._from_generation(path, m, d))
+
+    @classmethod
+    def _from_generation(cls, path, manifest, gen_dir):
         try:
+            n = integer(manifest["slots"], "slots", maximum=MAX_NATIVE_INT, error=CorruptFile)
             store = cls(manifest["dim"], manifest["metric"], M=manifest["M"],
                         ef_construction=manifest["ef_construction"],
-                        ef_search=manifest["ef_search"], capacity=max(manifest["slots"], 16),
+                        ef_search=manifest["ef_search"], capacity=max(n, 16),
                         seed=manifest["seed"])
-            n = int(manifest["slots"])
             slots = read_ipc(os.path.join(gen_dir, "slots.arrow"))
             if slots.num_rows != n:
-                raise CorruptFile(f"{path}: slots.arrow has {slots.num_rows} rows, expected {n}")
-            ids = slots.column("id").to_numpy()
+                raise CorruptFile(f"slots.arrow has {slots.num_rows} rows, expected {n}")
+            ids = np.asarray(slots.column("id").to_numpy(), dtype=np.int64)
             vectors = vector_matrix(slots.column("vector"), "slots.arrow vectors", store.dim)
-        except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+            live_ids = ids[ids >= 0]
+            next_id = integer(manifest["next_id"], "next_id", maximum=2**63 - 1,
+                              error=CorruptFile)
+            problems = [
+                (ids < -1).any() and "ids below -1",
+                len(np.unique(live_ids)) != live_ids.size and "repeated ids",
+                live_ids.size != manifest["count"] and
+                f"{live_ids.size} live ids for a count of {manifest['count']!r}",
+                live_ids.size and next_id <= live_ids.max() and
+                f"next_id {next_id} <= the largest id {live_ids.max()}",
+                not np.isfinite(vectors).all() and "NaN/Inf vectors"]
+            problems = [p for p in problems if p]
+            if problems:
+                raise CorruptFile("; ".join(problems))
+            meta = None
+            if "metadata.arrow" in manifest["files"]:
+                meta = read_ipc(os.path.join(gen_dir, "metadata.arrow"))
+                if meta.num_rows != n:
+                    raise CorruptFile(f"metadata.arrow has {meta.num_rows} rows for {n} slots")
+        except (RuvectorError, KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+            if isinstance(exc, StorageError):
+                raise CorruptFile(f"{path}: {exc}") from None
             raise CorruptFile(f"{path}: inconsistent store files: {exc}") from None
+        blob = os.path.join(gen_dir, "index.hnsw")
+        check_blob(blob, store.dim, store.M, n)
         store._index = hnswlib.Index(space=store.metric, dim=store.dim)
-        store._index.load_index(os.path.join(gen_dir, "index.hnsw"),
-                                max_elements=store._vectors.shape[0])
+        store._index.load_index(blob, max_elements=store._vectors.shape[0])
         store._index.set_ef(store.ef_search)
         store._vectors[:n] = vectors
         store._norms[:n] = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
         store._slot_ids[:n] = ids
         store._n_slots = n
-        store._slot_of = {int(i): s for s, i in enumerate(ids.tolist()) if i >= 0}
-        store._next_id = int(manifest["next_id"])
-        if "metadata.arrow" in manifest["files"]:
-            store._meta = read_ipc(os.path.join(gen_dir, "metadata.arrow"))
+        store._slot_of = dict(zip(live_ids.tolist(), np.flatnonzero(ids >= 0).tolist()))
+        store._next_id = next_id
+        store._meta = meta
         return store

@@ -15,7 +15,7 @@ from ..nn.module import from_config
 from .optim import build_optimizer
 
 FORMAT = "ruvector.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own SHA-256
 
 Checkpoint = namedtuple("Checkpoint", "module optimizer extra")
 
@@ -48,7 +48,11 @@ def save_checkpoint(module, path, optimizer=None, extra=None):
 
 def load_checkpoint(path):
     """Rebuild ``Checkpoint(module, optimizer or None, extra)`` from :func:`save_checkpoint`."""
-    manifest, gen = _persist.read_generation(path, FORMAT, FORMAT_VERSION)
+    return _persist.load_generation(path, FORMAT, FORMAT_VERSION,
+                                    lambda m, d: _from_generation(path, m, d))
+
+
+def _from_generation(path, manifest, gen):
     try:
         with np.load(os.path.join(gen, "tensors.npz"), allow_pickle=False) as data:
             tensors = {k: data[k] for k in data.files}
@@ -60,13 +64,16 @@ def load_checkpoint(path):
     module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param/")})
     optimizer = None
     if "optimizer" in manifest:
-        state = dict(manifest["optimizer"])
+        try:
+            state = dict(manifest["optimizer"])
+            slots = {}
+            for key, arr in tensors.items():
+                if key.startswith("optim/"):
+                    _, slot, name = key.split("/", 2)
+                    slots.setdefault(name, {})[slot] = arr
+        except (TypeError, ValueError) as exc:
+            raise CorruptFile(f"{path}: bad optimizer state: {exc}") from None
         optimizer = build_optimizer(module, state)
-        slots = {}
-        for key, arr in tensors.items():
-            if key.startswith("optim/"):
-                _, slot, name = key.split("/", 2)
-                slots.setdefault(name, {})[slot] = arr
         state["state"] = slots
         optimizer.load_state_dict(state)
     return Checkpoint(module, optimizer, manifest.get("extra", {}))
