@@ -65,6 +65,15 @@ def check_finite(arr, name):
         raise InvalidInput(f"{name} contains {bad} NaN/Inf value(s) (shape {arr.shape})")
 
 
+def check_overflow(result, what):
+    """Raise InvalidInput when ``result``, computed from finite inputs, holds NaN/Inf: the
+    inputs were so large that the arithmetic overflowed its dtype."""
+    if not all_finite(result):
+        raise InvalidInput(f"{what} overflows {result.dtype}: the inputs are too large "
+                           "(scale them down, or use dtype=np.float64)")
+    return result
+
+
 def as_bool_mask(mask, name="mask"):
     """Convert a boolean mask (True = may attend); other dtypes are rejected, not guessed."""
     arr = np.asarray(mask)
@@ -99,6 +108,23 @@ def integer(value, name, *, minimum=0, maximum=None, error=InvalidConfig):
 def positive_int(value, name):
     """Check a positive integer configuration value."""
     return integer(value, name, minimum=1)
+
+
+def finite_number(value, name, *, nonzero=False, positive=False, error=InvalidConfig):
+    """``value`` as a finite float (non-zero or positive if asked); strings, None, NaN and
+    Inf raise ``error`` naming the argument."""
+    number = None
+    if not isinstance(value, (bool, str, bytes)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    if number is None or not np.isfinite(number) or (nonzero and number == 0) or \
+            (positive and number <= 0):
+        wanted = "a finite " + ("positive " if positive else "non-zero " if nonzero else "") \
+            + "number"
+        raise error(f"{name} must be {wanted}, got {value!r}")
+    return number
 
 
 def probability(value, name):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import num_workers
-from .._validate import as_array, as_bool_mask, check_finite, require_same
+from .._validate import as_array, as_bool_mask, check_finite, finite_number, require_same
 from ..errors import DimensionMismatch, InvalidInput
 from ..kernels import dense, dense_backward
 
@@ -243,6 +243,8 @@ def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, 
     Returns the output in the query's rank (last dim = value width) and, when
     ``need_weights``, the weights in the logits shape (..., Lq, Lk).
     """
+    if scale is not None:
+        scale = finite_number(scale, "scale", nonzero=True, error=InvalidInput)
     if mask is None and not causal and not need_weights:
         out = _single_query(query, key, value, scale, dtype, max_keys)
         if out is not None:
@@ -264,6 +266,8 @@ def sdpa_with_context(query, key, value, mask=None, *, causal=False, scale=None,
     (non-finite results from finite inputs) are recomputed in float64 and cast back; the
     output is bounded by max |value|, so it is finite.
     """
+    if scale is not None:
+        scale = finite_number(scale, "scale", nonzero=True, error=InvalidInput)
     prep = prepare_inputs(query, key, value, mask, dtype=dtype, max_keys=max_keys)
     q, k, v = prep.q, prep.k, prep.v
     if causal and k.shape[2] > q.shape[2]:  # keys past the last query are never read

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._deprecated import renamed
 from .._threads import num_workers
-from .._validate import as_array, check_finite, positive_int
+from .._validate import as_array, check_finite, finite_number, positive_int
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.module import Module
 from . import _autodiff as ad
@@ -51,9 +51,7 @@ class _GeometricAttention(Module):
         super().__init__()
         self.dim = positive_int(dim, "dim")
         self.manifold = manifold
-        self.temperature = float(temperature)
-        if not (self.temperature > 0 and np.isfinite(self.temperature)):
-            raise InvalidConfig(f"temperature must be positive, got {temperature!r}")
+        self.temperature = finite_number(temperature, "temperature", positive=True)
         self._cache = None
         self._weights = None
 
@@ -183,7 +181,7 @@ class HyperbolicAttention(_GeometricAttention):
             raise InvalidConfig(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         self.aggregation = aggregation
         self.c = self.manifold.c
-        self.tol = float(tol)
+        self.tol = finite_number(tol, "tol", positive=True)
         self.max_iter = positive_int(max_iter, "max_iter")
 
     def _prepare_points(self, q, k, v, eps):

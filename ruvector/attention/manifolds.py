@@ -22,23 +22,13 @@ gradients (``*_backward`` methods and the geometric layers' backward passes).
 """
 import numpy as np
 
-from .._validate import as_array, integer
+from .._validate import as_array, finite_number, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from . import _autodiff as ad
 
 MIN_NORM = 1e-15
 ARTANH_MAX = 1.0 - 1e-15
 BALL_EPS = {np.dtype(np.float32): 4e-3, np.dtype(np.float64): 1e-5}
-
-
-def _positive(value, name):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidConfig(f"{name} must be a positive number, got {value!r}") from None
-    if not (v > 0 and np.isfinite(v)):
-        raise InvalidConfig(f"{name} must be positive and finite, got {value!r}")
-    return v
 
 
 class Manifold:
@@ -85,7 +75,7 @@ class PoincareBall(Manifold):
     name = "poincare"
 
     def __init__(self, c=1.0, *, strict=False):
-        self.c = _positive(c, "c")
+        self.c = finite_number(c, "c", positive=True)
         self.sc = float(np.sqrt(self.c))
         self.strict = bool(strict)
 
@@ -233,7 +223,7 @@ class Sphere(Manifold):
     name = "sphere"
 
     def __init__(self, radius=1.0):
-        self.radius = _positive(radius, "radius")
+        self.radius = finite_number(radius, "radius", positive=True)
 
     def _project(self, x, eps=None):
         return self.radius * x / ad.norm(x, MIN_NORM)

@@ -2,8 +2,8 @@
 import numpy as np
 
 from .._deprecated import renamed
-from .._validate import as_array, positive_int, probability
-from ..errors import DimensionMismatch, InvalidConfig
+from .._validate import as_array, finite_number, positive_int, probability
+from ..errors import DimensionMismatch
 from ..nn.module import Module, make_rng
 from . import functional as F
 
@@ -36,11 +36,7 @@ class ScaledDotProductAttention(Module):
     def __init__(self, scale=None, causal=False, dropout=0.0, *, seed=None,
                  max_keys=F.DEFAULT_MAX_KEYS, dtype=np.float32):
         super().__init__(dtype)
-        if scale is not None:
-            scale = float(scale)
-            if not np.isfinite(scale) or scale == 0:
-                raise InvalidConfig(f"scale must be finite and non-zero, got {scale!r}")
-        self.scale = scale
+        self.scale = None if scale is None else finite_number(scale, "scale", nonzero=True)
         self.causal = bool(causal)
         self.dropout = probability(dropout, "dropout")
         self.max_keys = positive_int(max_keys, "max_keys")

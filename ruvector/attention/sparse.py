@@ -27,7 +27,7 @@ row's k best.
 import numpy as np
 
 from .._threads import blas_single_thread
-from .._validate import as_bool_mask, check_finite, integer
+from .._validate import as_bool_mask, check_finite, finite_number, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..kernels.csr import csr_order
 from ..nn.module import Module
@@ -198,7 +198,7 @@ class SparseAttention(Module):
 
     def __init__(self, scale=None, causal=False, dtype=np.float32):
         super().__init__(dtype)
-        self.scale = scale
+        self.scale = None if scale is None else finite_number(scale, "scale", nonzero=True)
         self.causal = bool(causal)
         self._ctx = None
 

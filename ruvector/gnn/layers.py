@@ -8,7 +8,7 @@ the forward and target-side gradients, CSR by source for scatters (deterministic
 import numpy as np
 
 from .._deprecated import renamed
-from .._validate import as_array, positive_int, probability
+from .._validate import as_array, check_overflow, finite_number, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.csr import as_csr, k_hop_nodes
 from ..nn.matmul import matmul, matmul_tn
@@ -78,7 +78,7 @@ class GATLayer(Module):
         self.out_dim = positive_int(out_dim, "out_dim")
         self.heads = positive_int(heads, "heads")
         self.concat = bool(concat)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = finite_number(negative_slope, "negative_slope")
         self.dropout = probability(dropout, "dropout")
         self.add_self_loops = bool(add_self_loops)
         self.edge_dim = None if edge_dim is None else positive_int(edge_dim, "edge_dim")
@@ -150,6 +150,7 @@ class GATLayer(Module):
         y = out.reshape(N, H * C) if self.concat else out.mean(axis=1)
         if "bias" in self._params:
             y = y + self.bias
+        check_overflow(y, "GATLayer output")
         if need_weights:
             return y, (g.edge_index, alpha[g.pos_t])  # rows back in edge order
         return y
@@ -302,10 +303,11 @@ class GINLayer(Module):
         self._register("b1", np.zeros(self.hidden_dim))
         self._register("w2", glorot_uniform(rng, self.hidden_dim, self.out_dim))
         self._register("b2", np.zeros(self.out_dim))
+        eps = finite_number(eps, "eps")
         if self.train_eps:
-            self._register("eps", np.array(float(eps)))
+            self._register("eps", np.array(eps))
         else:
-            self._eps = float(eps)
+            self._eps = eps
         self._cache = None
 
     @property
@@ -326,7 +328,7 @@ class GINLayer(Module):
         KD.gin_forward(x, g.nbr_t, g.indptr_t, dt.type(1.0 + self.eps_value), self.w1, self.b1,
                        self.w2, self.b2, z, pre, out, self._hid_scratch(N))
         self._cache = (x, g, z, pre)
-        return out
+        return check_overflow(out, "GINLayer output")
 
     __call__ = forward
 
@@ -408,7 +410,7 @@ class SAGELayer(Module):
             norm = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12).astype(self.dtype)
             out = out / norm
         self._cache = (x, g, agg, arg, out, norm)
-        return out
+        return check_overflow(out, "SAGELayer output")
 
     __call__ = forward
 

@@ -41,6 +41,9 @@ BRUTE_FORCE_SHARE = 0.05
 MAX_DIM = 1 << 16
 MAX_M = 1024
 MAX_NATIVE_INT = 2**31 - 1
+# |q|, |x| <= sqrt(float32 max) / 2 keeps ||q - x||^2 and |q . x| (and every partial sum of
+# hnswlib's kernels) finite in float32
+MAX_NORM = float(np.sqrt(np.finfo(np.float32).max) / 2)
 PROGRESS_CHUNK = 4096  # vectors per HNSW insert call when add() shows a progress bar
 
 
@@ -152,7 +155,11 @@ class VectorStore:
         x = x.reshape(1, -1) if x.ndim == 1 else x
         if x.shape[1] != self.dim:
             raise DimensionMismatch(f"{name} {x.shape} must have width dim={self.dim}")
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        if norms.max() > MAX_NORM:
+            raise InvalidInput(f"{name} rows {np.flatnonzero(norms > MAX_NORM)[:5]} have norms "
+                               f"above {MAX_NORM:.3g}, whose distances overflow float32")
+        norms = norms.astype(np.float32)
         if self.metric == "cosine" and np.any(norms == 0):
             raise InvalidInput(f"{name} holds zero vectors (rows {np.flatnonzero(norms == 0)[:5]}"
                                "), which have no cosine distance")

@@ -1,8 +1,8 @@
 """Linear and LayerNorm modules with forward and backward (NumPy / BLAS)."""
 import numpy as np
 
-from .._validate import as_array, positive_int
-from ..errors import DimensionMismatch, InvalidConfig
+from .._validate import as_array, finite_number, positive_int
+from ..errors import DimensionMismatch
 from .matmul import matmul, matmul_tn
 from .module import Module, glorot_uniform, make_rng
 
@@ -70,9 +70,7 @@ class LayerNorm(Module):
     def __init__(self, dim, *, eps=1e-5, dtype=np.float32):
         super().__init__(dtype)
         self.dim = positive_int(dim, "dim")
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise InvalidConfig(f"eps must be a positive number, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = finite_number(eps, "eps", positive=True)
         self._register("weight", np.ones(self.dim))
         self._register("bias", np.zeros(self.dim))
         self._cache = None

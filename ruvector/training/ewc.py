@@ -11,14 +11,15 @@ to the module's gradients.
 import numpy as np
 
 from .._progress import progress as progress_iter
+from .._validate import finite_number
 from ..errors import InvalidConfig, InvalidInput
 
 
 class EWC:
     def __init__(self, module, lam):
         self.module = module
-        self.lam = float(lam)
-        if not (self.lam >= 0 and np.isfinite(self.lam)):
+        self.lam = finite_number(lam, "lam")
+        if self.lam < 0:
             raise InvalidConfig(f"lam must be >= 0 and finite, got {lam!r}")
         self.tasks = []            # [(fisher dict, anchor dict)]
 

@@ -275,3 +275,14 @@ def test_dropout_only_in_training_and_reproducible(rng):
     # Unbiased: averaged over many seeds, dropout output approaches the plain output.
     outs = np.mean([F.sdpa_with_context(q, k, v, drop_p=0.5, seed=s)[0] for s in range(400)], 0)
     np.testing.assert_allclose(outs, sdpa(q, k, v), atol=0.1)
+
+
+def test_scale_must_be_a_finite_non_zero_number():
+    q = np.ones((2, 4), np.float32)
+    for bad in (float("nan"), float("inf"), 0.0, "x"):
+        with pytest.raises(InvalidInput, match="scale"):
+            sdpa(q, q, q, scale=bad)
+        with pytest.raises(InvalidInput, match="scale"):
+            sdpa(q[0], q, q, scale=bad)  # the single-query path too
+        with pytest.raises(InvalidConfig, match="scale"):
+            ScaledDotProductAttention(scale=bad)

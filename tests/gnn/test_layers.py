@@ -302,3 +302,20 @@ def test_forward_with_edges_is_the_output_at_a_query_node(rng, edge_dim):
                                layer.bias, rtol=1e-6)
     with pytest.raises(InvalidInput):
         layer.forward_with_edges(query, keys, keys, np.array([[0, 1], [0, 3]]), attr)
+
+
+def test_non_finite_settings_and_overflowing_inputs_raise():
+    for make in (lambda: GINLayer(4, 8, 3, eps=float("nan")),
+                 lambda: GINLayer(4, 8, 3, eps="x", train_eps=True),
+                 lambda: GATLayer(4, 3, negative_slope=float("nan")),
+                 lambda: GATLayer(4, 3, negative_slope=None)):
+        with pytest.raises(InvalidConfig):
+            make()
+    x = np.full((5, 4), 3e38, np.float32)  # finite, but every sum overflows float32
+    edges = np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
+    for layer in (GATLayer(4, 3), GINLayer(4, 8, 3), SAGELayer(4, 3, aggr="max")):
+        with pytest.raises(InvalidInput, match="overflows float32"), \
+                np.errstate(over="ignore", invalid="ignore"):
+            layer(x, edges)
+    small = GINLayer(4, 8, 3, seed=0)
+    assert np.isfinite(small(np.ones((5, 4)), edges)).all()

@@ -464,3 +464,17 @@ def test_add_with_progress_inserts_in_chunks_and_finds_the_same(rng, data, monke
     q = data[:50] + 0.05
     truth, _ = brute_force(data, ids, q, 10, "l2")
     assert recall(store.search(q, 10).ids, truth) >= 0.95
+
+
+def test_finite_vectors_whose_distances_would_overflow_are_refused(rng):
+    store = VectorStore(8, "ip")
+    store.add(rng.standard_normal((10, 8)))
+    with pytest.raises(InvalidInput, match="overflow float32"):
+        store.search(np.full(8, 3e38))
+    with pytest.raises(InvalidInput, match="overflow float32"):
+        store.add(np.full(8, 1e19))
+    big = np.full(8, 3.2e18)  # just under the bound: every distance stays finite
+    store.add(big)
+    for rerank in (None, "attention", "exact"):
+        res = store.search(np.stack([big, -big]), 3, rerank=rerank)
+        assert np.isfinite(res.distances).all() and np.isfinite(res.scores).all()
