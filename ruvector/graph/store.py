@@ -19,6 +19,7 @@ from .._validate import as_array
 from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
 from ..nn.csr import k_hop_nodes
 from .arrays import GraphArrays
+from .query import MAX_MEMORY
 
 FORMAT = "ruvector.graph_store"
 FORMAT_VERSION = 2  # 2: the manifest carries its own SHA-256
@@ -255,16 +256,20 @@ class GraphStore:
         return [self._keys[n] for n in order]
 
     # -- queries ---------------------------------------------------------------------------
-    def query(self, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None):
+    def query(self, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
+              max_memory=MAX_MEMORY):
         """Run a Cypher-like read query (``MATCH ... [WHERE] [ATTEND BY] RETURN ...``).
 
         Values enter only through ``params`` ($name).  An unbounded ``*`` stops at
-        ``max_hops``; passing ``max_expansions`` (edges scanned) or ``timeout`` (seconds)
-        raises QueryLimitExceeded with the statistics so far.  Returns a QueryResult.
+        ``max_hops``; passing ``max_expansions`` (edges scanned), ``timeout`` (seconds,
+        checked before every hop and filter) or ``max_memory`` (bytes of match rows one
+        step would build, checked before it allocates) raises QueryLimitExceeded with the
+        statistics so far.  Returns a QueryResult.
         """
         from .query import run_query
         return run_query(self.arrays(), text, params, max_hops=max_hops,
-                         max_expansions=max_expansions, timeout=timeout)
+                         max_expansions=max_expansions, timeout=timeout,
+                         max_memory=max_memory)
 
     def explain(self, text, params=None, *, file=None):
         """Print (to ``file``, default stdout) and return the plan of a query."""

@@ -23,10 +23,12 @@ from .view import GraphView
 from . import values as V
 
 FIRST_CHUNK = 64
+MAX_MEMORY = 1 << 30  # bytes of match rows one step may build (max_memory)
 
 
-def _check_limits(max_hops, max_expansions, timeout):
-    for name, v in (("max_hops", max_hops), ("max_expansions", max_expansions)):
+def _check_limits(max_hops, max_expansions, timeout, max_memory):
+    for name, v in (("max_hops", max_hops), ("max_expansions", max_expansions),
+                    ("max_memory", max_memory)):
         integer(v, name, minimum=1, error=QueryError)
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0
                                     and math.isfinite(timeout)):
@@ -40,6 +42,8 @@ def _check_params(params):
     bad = [k for k in params if not isinstance(k, str)]
     if bad:
         raise QueryError(f"parameter names must be strings, got {bad!r}")
+    for name, value in params.items():
+        V.check_int64(value, f"parameter ${name}")
     return dict(params)
 
 
@@ -63,12 +67,12 @@ def _run_steps(steps, frame, ctx):
 
 
 def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
-              pushdown=True):
+              max_memory=MAX_MEMORY, pushdown=True):
     """Run a query; see :meth:`ruvector.graph.GraphStore.query`."""
-    _check_limits(max_hops, max_expansions, timeout)
+    _check_limits(max_hops, max_expansions, timeout, max_memory)
     query, plan, evaluate = prepare(graph, text, params, pushdown)
     ctx = Context(evaluate, evaluate.view, plan.kinds, int(max_hops), int(max_expansions),
-                  timeout)
+                  timeout, int(max_memory))
     start = Frame(1)
     if query.attend is not None:
         ctx.attend = attend_setup(query.attend, evaluate, evaluate.view, evaluate.params)
@@ -90,13 +94,17 @@ def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000
 
 def _run_chunked(plan, start, ctx, needed):
     """LIMIT push-down: match from the first scan's candidates a chunk at a time and stop
-    once ``needed`` rows exist."""
+    once ``needed`` rows exist (inside a last variable-length step too)."""
     first, rest = plan.steps[0], plan.steps[1:]
     candidates = scan_candidates(first, ctx)
     frames, have, pos, size = [], 0, 0, FIRST_CHUNK
+    last = rest[-1] if rest else None
+    budgeted = isinstance(last, Expand) and last.rel.var_length and not plan.residual
     while not frames or (pos < len(candidates) and have < needed):
         chunk = candidates[pos:pos + size]
         pos, size = pos + len(chunk), size * 2
+        if budgeted:  # the last, variable-length step stops once the rows exist
+            ctx.row_budget = (last, needed - have)
         frame = ctx.keep(_run_steps(rest, run_scan(first, start, ctx, chunk), ctx),
                          plan.residual)
         frames.append(frame)

@@ -28,6 +28,11 @@ class Frame:
                      {k: v[idx] for k, v in self.weights.items()},
                      {k: v[idx] for k, v in self.computed.items()})
 
+    def row_bytes(self):
+        """Bytes one row of this frame takes (every column, weight and computed value)."""
+        arrays = [*self.cols.values(), *self.weights.values(), *self.computed.values()]
+        return sum(int(np.prod(a.shape[1:], dtype=np.int64)) * a.itemsize for a in arrays)
+
     def filter(self, mask):
         return self if mask.all() else self.take(np.flatnonzero(mask))
 

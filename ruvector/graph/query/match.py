@@ -11,29 +11,42 @@ from . import ast as A
 from . import values as V
 from .frame import TOTAL, Frame
 
+VAR_CHUNK = 64  # paths grown at a time by the LIMIT push-down into variable-length steps
+
 
 class Context:
     """Limits and statistics of one query run."""
 
-    def __init__(self, evaluate, view, kinds, max_hops, max_expansions, timeout):
+    def __init__(self, evaluate, view, kinds, max_hops, max_expansions, timeout, max_memory):
         self.evaluate, self.view, self.kinds = evaluate, view, kinds
         self.max_hops, self.max_expansions, self.timeout = max_hops, max_expansions, timeout
+        self.max_memory = max_memory
         self.t0 = time.perf_counter()
         self.stats = {"nodes_expanded": 0, "edges_scanned": 0, "rows": 0, "ms": 0.0}
         self.attend = None                  # (Q (G, D) float32, q slot or None, scale, k)
+        self.row_budget = None              # (step, rows wanted): LIMIT push-down into the
+                                            # last, variable-length step
 
     def elapsed_ms(self):
         return 1000.0 * (time.perf_counter() - self.t0)
 
-    def charge(self, nodes, edges):
-        """Count work about to be done; raise before doing it when over a limit."""
+    def charge(self, nodes, edges, row_bytes):
+        """Count work about to be done (``edges`` new rows of ``row_bytes`` each); raise
+        before doing it when over a limit."""
         self.stats["nodes_expanded"] += int(nodes)
         self.stats["edges_scanned"] += int(edges)
-        self.stats["ms"] = round(self.elapsed_ms(), 3)
+        self.check_time()
         if self.stats["edges_scanned"] > self.max_expansions:
             raise QueryLimitExceeded(
                 f"query passed max_expansions={self.max_expansions} "
                 f"({self.stats['edges_scanned']} expansions)", dict(self.stats))
+        if int(edges) * int(row_bytes) > self.max_memory:
+            raise QueryLimitExceeded(
+                f"the next step would hold {int(edges)} rows of {int(row_bytes)} bytes, more "
+                f"than max_memory={self.max_memory} bytes", dict(self.stats))
+
+    def check_time(self):
+        self.stats["ms"] = round(self.elapsed_ms(), 3)
         if self.timeout is not None and self.elapsed_ms() > 1000.0 * self.timeout:
             raise QueryLimitExceeded(f"query passed timeout={self.timeout} s", dict(self.stats))
 
@@ -41,6 +54,7 @@ class Context:
         for c in filters:
             if not frame.n:
                 break
+            self.check_time()
             frame = frame.filter(V.truth(self.evaluate(c, frame)))
         return frame
 
@@ -64,7 +78,7 @@ def run_scan(step, frame, ctx, candidates=None):
             frame = frame.filter(ctx.view.label_mask(step.node.labels)[frame.cols[step.slot]])
         return ctx.keep(frame, step.filters)
     cand = scan_candidates(step, ctx) if candidates is None else candidates
-    ctx.charge(0, frame.n * len(cand))
+    ctx.charge(0, frame.n * len(cand), frame.row_bytes() + 8)
     rows = np.repeat(np.arange(frame.n), len(cand))
     out = frame.take(rows)
     out.cols[step.slot] = np.tile(cand, frame.n)
@@ -74,12 +88,13 @@ def run_scan(step, frame, ctx, candidates=None):
 
 
 # -- expand ------------------------------------------------------------------------------------
-def _gather(nodes, adjacency, ctx):
-    """All edges leaving ``nodes``: (row of the node, neighbour, edge id)."""
+def _gather(nodes, adjacency, ctx, row_bytes):
+    """All edges leaving ``nodes``: (row of the node, neighbour, edge id); each becomes a
+    row of ``row_bytes`` (charged against the limits before anything is allocated)."""
     indptr, nbr, eid = adjacency
     starts, counts = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
     total = int(counts.sum())
-    ctx.charge(len(nodes), total)
+    ctx.charge(len(nodes), total, row_bytes + 4 * 8)
     rows = np.repeat(np.arange(len(nodes)), counts)
     pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + \
         np.repeat(starts, counts)
@@ -120,8 +135,10 @@ def _attend(parents, cand_nodes, frame, ctx):
 def run_expand(step, frame, ctx):
     adjacency = ctx.view.adjacency(step.direction, step.rel.types)
     if step.rel.var_length:
+        if ctx.row_budget is not None and ctx.row_budget[0] is step:
+            return _expand_var_until(step, frame, adjacency, ctx, ctx.row_budget[1])
         return _expand_var(step, frame, adjacency, ctx)
-    rows, nodes, edges = _gather(frame.cols[step.src], adjacency, ctx)
+    rows, nodes, edges = _gather(frame.cols[step.src], adjacency, ctx, frame.row_bytes())
     ok = _edge_free(frame, rows, edges, ctx) & _node_ok(step, frame, rows, nodes, ctx)
     rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
     keep = np.ones(len(rows), bool)
@@ -192,10 +209,7 @@ def _expand_var(step, frame, adjacency, ctx):
     emitted = []
     for h in range(0, hi + 1):
         if h:
-            rows, nodes, edges = _gather(cur, adjacency, ctx)
-            ok = _edge_free(frame, parents[rows], edges, ctx, own=path[rows]) & \
-                _edge_props_ok(step, edges, ctx)
-            rows, nodes, edges = rows[ok], nodes[ok], edges[ok]
+            rows, nodes, edges = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
             if ctx.attend is not None:
                 sub = Frame(len(cur), {k: v[parents] for k, v in frame.cols.items()})
                 kept, w = _attend(rows, nodes, sub, ctx)
@@ -210,6 +224,39 @@ def _expand_var(step, frame, adjacency, ctx):
     if not emitted:                      # an empty frame with the step's columns
         emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi,
                              None if hop_w is None else hop_w[:0], prod_w[:0], ctx))
+    return Frame.concat(emitted, frame)
+
+
+def _next_hop(step, frame, adjacency, ctx, parents, cur, path):
+    """(row, neighbour, edge) of every edge that extends the paths ``path`` ending at
+    ``cur`` without reusing an edge of the path or of the rest of the match."""
+    rows, nodes, edges = _gather(cur, adjacency, ctx, frame.row_bytes() + 8 * path.shape[1])
+    ok = _edge_free(frame, parents[rows], edges, ctx, own=path[rows]) & \
+        _edge_props_ok(step, edges, ctx)
+    return rows[ok], nodes[ok], edges[ok]
+
+
+def _expand_var_until(step, frame, adjacency, ctx, budget):
+    """LIMIT push-down for a last variable-length step: paths are grown depth first,
+    VAR_CHUNK at a time, and growth stops once ``budget`` rows exist, so the work and memory
+    follow the rows the answer needs, not every path (without ORDER BY, row order is free)."""
+    hi = _hop_limit(step, ctx)
+    stack = [(0, np.arange(frame.n), frame.cols[step.src], np.zeros((frame.n, 0), np.int64))]
+    emitted, have = [], 0
+    while stack and have < budget:
+        h, parents, cur, path = stack.pop()
+        if h >= step.rel.min_hops:
+            emitted.append(_emit(step, frame, parents, cur, path, hi, None, None, ctx))
+            have += emitted[-1].n
+        if h < hi and have < budget:
+            rows, nodes, edges = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
+            grown = np.concatenate([path[rows], edges[:, None]], axis=1)
+            for lo in reversed(range(0, len(rows), VAR_CHUNK)):  # first chunk on top
+                part = slice(lo, lo + VAR_CHUNK)
+                stack.append((h + 1, parents[rows[part]], nodes[part], grown[part]))
+    if not emitted:
+        emitted.append(_emit(step, frame, np.zeros(0, np.int64), frame.cols[step.src][:0],
+                             np.zeros((0, 0), np.int64), hi, None, None, ctx))
     return Frame.concat(emitted, frame)
 
 

@@ -11,6 +11,8 @@ from . import ast as A
 
 MAX_QUERY_CHARS = 100_000
 MAX_NESTING = 100
+MAX_EXPRESSION_DEPTH = 150   # operators nested or chained (a OR b OR ...) in one expression
+INT64 = (-2**63, 2**63 - 1)
 # strings, quoted names and comments (whose brackets do not nest) or one bracket
 _BRACKETS = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]+`|//[^\n]*|[()\[\]{}]")
 
@@ -73,7 +75,7 @@ def _build_transformer():
 
         # -- literals and atoms ----------------------------------------------------------------
         def int_literal(self, items):
-            return A.Literal(int(items[0]))
+            return A.Literal(_int_token(items[0]))
 
         def float_literal(self, items):
             return A.Literal(float(items[0]))
@@ -185,7 +187,7 @@ def _build_transformer():
             return ("props", tuple(items))
 
         def hops(self, items):
-            ints = [int(x) for x in items if _is_token(x, "INT")]
+            ints = [_int_token(x) for x in items if _is_token(x, "INT")]
             has_range = any(_is_token(x, "RANGE") for x in items)
             if not has_range:
                 lo = hi = ints[0] if ints else None
@@ -252,7 +254,7 @@ def _build_transformer():
             return ("where", items[-1])
 
         def count_value(self, items):
-            return int(items[0]) if _is_token(items[0], "INT") else items[0]
+            return _int_token(items[0]) if _is_token(items[0], "INT") else items[0]
 
         def attend_source(self, items):
             x = items[0]
@@ -329,6 +331,31 @@ def _syntax_error(text, exc):
     return QuerySyntaxError(f"{what} at line {line}, column {col}\n  {src}\n  {caret}", line, col)
 
 
+def _int_token(token):
+    """An integer literal, which must fit in 64 bits as in Cypher."""
+    value = int(token)
+    if value > INT64[1]:
+        raise QueryError(f"integer literal {token} is outside the 64-bit integer range")
+    return value
+
+
+def _check_depth(query):
+    """QueryError when an expression nests deeper than MAX_EXPRESSION_DEPTH (the evaluator
+    recurses on the tree).  Walks the whole query without recursion."""
+    stack = [(query, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, A.Expr):
+            depth += 1
+            if depth > MAX_EXPRESSION_DEPTH:
+                raise QueryError(f"an expression nests or chains more than "
+                                 f"{MAX_EXPRESSION_DEPTH} operators")
+        if isinstance(node, (tuple, list)):
+            stack.extend((child, depth) for child in node)
+        elif hasattr(node, "__dataclass_fields__"):
+            stack.extend((getattr(node, f), depth) for f in node.__dataclass_fields__)
+
+
 def _check_nesting(text):
     """QueryError when brackets ( [ { nest deeper than MAX_NESTING outside strings."""
     if sum(text.count(c) for c in "([{") <= MAX_NESTING:
@@ -355,7 +382,9 @@ def parse(text):
     _check_nesting(text)
     try:
         tree = _lark().parse(text)
-        return _transformer_class()(text).transform(tree)
+        query = _transformer_class()(text).transform(tree)
+        _check_depth(query)
+        return query
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     except lark.exceptions.VisitError as exc:

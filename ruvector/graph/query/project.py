@@ -27,7 +27,8 @@ def _aggregate(fn, values, distinct):
         if bad is not None:
             raise QueryError(f"{fn}() needs numbers, got {bad!r}")
         if fn == "sum":
-            return sum(values) if values else 0
+            total = sum(values) if values else 0
+            return V.int_result(total, "sum()") if isinstance(total, int) else total
         return sum(values) / len(values) if values else None
     if not values:
         return None

@@ -40,6 +40,31 @@ def _kind(v):
     return type(v).__name__
 
 
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+def check_int64(value, what):
+    """QueryError when an integer inside ``value`` (lists and maps searched, without
+    recursion) does not fit in 64 bits, as query integers are 64-bit in Cypher."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (int, np.integer)) and not is_bool(v):
+            if not INT64_MIN <= v <= INT64_MAX:
+                raise QueryError(f"{what}: integer {v} is outside the 64-bit range")
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+
+
+def int_result(value, expr):
+    """``value`` if it fits in 64 bits, else QueryError naming the expression ``expr``."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise QueryError(f"integer overflow: {expr} does not fit in 64 bits")
+    return value
+
+
 # -- scalar rules --------------------------------------------------------------------------------
 def eq(a, b):
     """Cypher ``=``: null if either side is null, False across kinds, element-wise on lists."""
@@ -159,6 +184,21 @@ def _int_div(a, b):
     return q if (a >= 0) == (b >= 0) else -q
 
 
+def _int_mod(a, b):
+    """Cypher's integer %: the remainder takes the sign of the dividend (truncation)."""
+    if b == 0:
+        raise QueryError("integer modulo by zero")
+    r = abs(a) % abs(b)
+    return r if a >= 0 else -r
+
+
+def _float_mod(a, b):
+    """Cypher's float %: NaN for an infinite dividend or a zero divisor."""
+    if b == 0 or math.isinf(a) or math.isnan(a) or math.isnan(b):
+        return math.nan
+    return math.fmod(a, b)
+
+
 def _float_div(a, b):
     if b == 0:
         return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * \
@@ -172,19 +212,19 @@ def _arith(op):
             return None
         if is_number(a) and is_number(b):
             ints = isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer))
+            if ints:
+                a, b = int(a), int(b)
+                exact = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                         "/": lambda: _int_div(a, b), "%": lambda: _int_mod(a, b)}[op]()
+                return int_result(exact, f"{a} {op} {b}")
+            a, b = float(a), float(b)
             if op == "+":
                 return a + b
             if op == "-":
                 return a - b
             if op == "*":
                 return a * b
-            if op == "/":
-                return _int_div(int(a), int(b)) if ints else _float_div(float(a), float(b))
-            if ints:
-                if b == 0:
-                    raise QueryError("integer modulo by zero")
-                return int(math.fmod(a, b))
-            return math.fmod(a, b) if b != 0 else math.nan
+            return _float_div(a, b) if op == "/" else _float_mod(a, b)
         if op == "+":
             if is_list(a) or is_list(b):
                 return list(a if is_list(a) else [a]) + list(b if is_list(b) else [b])
@@ -210,6 +250,8 @@ def negate(a):
         return None
     if not is_number(a):
         raise QueryError(f"cannot negate {_kind(a)} {a!r}")
+    if isinstance(a, (int, np.integer)):
+        return int_result(-int(a), f"-({a})")
     return -a
 
 
@@ -296,22 +338,52 @@ def _numeric_binary(op, a, b):
         if floats and (np.isnan(a).any() or np.isnan(b).any()):
             return None            # comparisons with NaN are null in Cypher
         return _NUMPY_CMP[op](a, b)
+    if floats:
+        if op in "+-*":
+            with np.errstate(over="ignore", invalid="ignore"):  # inf / nan as in Cypher
+                return {"+": np.add, "-": np.subtract, "*": np.multiply}[op](a, b)
+        if op in "/%" and not (b == 0).any() and np.isfinite(a).all():
+            return np.divide(a, b) if op == "/" else np.fmod(a, b)
+        return None                # the scalar rules give zero divisors and infinities
+    a, b = a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
     if op in "+-*":
-        return {"+": np.add, "-": np.subtract, "*": np.multiply}[op](a, b)
-    if op in "/%" and floats:
-        return None if (b == 0).any() else (np.divide(a, b) if op == "/" else np.fmod(a, b))
+        return _checked_int64(op, a, b)
     if op in "/%":
         if (b == 0).any():
             raise QueryError(f"integer {'division' if op == '/' else 'modulo'} by zero")
         if op == "%":
             return np.fmod(a, b)
-        q = np.abs(a) // np.abs(b)
-        return np.where((a >= 0) == (b >= 0), q, -q)
+        if ((a == INT64_MIN) & (b == -1)).any():
+            int_result(-INT64_MIN, f"{INT64_MIN} / -1")
+        q = np.floor_divide(a, b)  # floor, then toward zero as Cypher truncates
+        return q + ((q * b != a) & ((a < 0) != (b < 0)))
     return None
+
+
+def _checked_int64(op, a, b):
+    """a op b in int64; QueryError naming the first pair whose exact result overflows."""
+    with np.errstate(over="ignore"):
+        r = {"+": np.add, "-": np.subtract, "*": np.multiply}[op](a, b)
+    a, b = np.broadcast_arrays(a, b)
+    if op == "+":
+        bad = ((a ^ r) & (b ^ r)) < 0
+    elif op == "-":
+        bad = ((a ^ b) & (a ^ r)) < 0
+    else:
+        safe_a = np.where(a == 0, 1, a)
+        with np.errstate(over="ignore"):
+            bad = (a != 0) & ((r // safe_a != b) | ((a == -1) & (b == INT64_MIN)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        int_result({"+": int(a[i]) + int(b[i]), "-": int(a[i]) - int(b[i]),
+                    "*": int(a[i]) * int(b[i])}[op], f"{a[i]} {op} {b[i]}")
+    return r
 
 
 def unary(op, a):
     if op == "-":
+        if _numeric(a) and a.dtype.kind in "iu" and (a == INT64_MIN).any():
+            int_result(-INT64_MIN, f"-({INT64_MIN})")
         return -a if _numeric(a) else narrow(_ufunc(negate, 1)(a))
     if a.dtype == bool:
         return ~a

@@ -461,3 +461,88 @@ def test_expressions_of_any_types_raise_only_query_errors(x, op, y, in_where):
         g.query(text, {"p": 3, "lst": [1, 2]})
     except QueryError:
         pass
+
+
+@pytest.mark.parametrize("expr, match", [
+    ("9223372036854775807 * 2", r"overflow: 9223372036854775807 \* 2"),
+    ("9223372036854775807 + 1", "overflow"),
+    ("-9223372036854775807 - 2", "overflow"),
+    ("(-9223372036854775807 - 1) / -1", "overflow"),
+    ("-(-9223372036854775807 - 1)", "overflow"),
+    ("3000000000 * 3000000000 * 3000000000", "overflow"),
+    ("a.i * 9223372036854775807", "overflow"),          # a column of integers
+    ("99999999999999999999", "outside the 64-bit"),
+    ("$x % 99999999999999999999999", "outside the 64-bit"),
+    ("$big + 1", r"parameter \$big"),
+    ("$nested", r"parameter \$nested"),
+    (" OR ".join(["true"] * 331), "more than 150 operators"),
+    (" + ".join(["1"] * 331), "more than 150 operators"),
+    (" < ".join(["1"] * 331), "more than 150 operators"),
+])
+def test_integers_are_64_bit_and_expressions_bounded(expr, match):
+    g = GraphStore()
+    g.add_node(1, i=3)
+    g.add_node(2, i=-4)
+    params = {"x": float("inf"), "big": 2**70, "nested": [1, {"k": [2**64]}]}
+    used = {k: v for k, v in params.items() if "$" + k in expr}
+    with pytest.raises(QueryError, match=match):
+        g.query(f"MATCH (a) RETURN {expr} LIMIT 1", used)
+    with pytest.raises(QueryError, match="outside the 64-bit"):
+        g.query("MATCH (a)-->(b) ATTEND BY $v TOP 99999999999999999999 RETURN b",
+                {"v": [1.0]})
+
+
+def test_integer_arithmetic_at_the_edges_is_exact():
+    g = GraphStore()
+    g.add_node(1, i=-9223372036854775807 - 1, j=7)
+    one = lambda expr: g.query(f"MATCH (a) RETURN {expr}").rows[0][0]  # noqa: E731
+    assert one("a.i / 2") == -4611686018427387904            # truncates toward zero
+    assert one("a.i % 3") == -(2**63 % 3) and one("-7 % 3") == -1 and one("7 % -3") == 1
+    assert one("a.j / -2") == -3 and one("-7 / 2") == -3
+    assert one("a.i + 9223372036854775807") == -1
+    assert one("4611686018427387904 * -2") == -2**63
+    assert one(" + ".join(["1"] * 149)) == 149
+
+
+def test_float_modulo_of_infinity_is_nan():
+    g = GraphStore()
+    g.add_node(1, f=float("inf"))
+    row = g.query("MATCH (a) RETURN $x % 3, a.f % 2, 5.5 % 0", {"x": float("inf")}).rows[0]
+    assert all(np.isnan(v) for v in row)
+
+
+def test_limit_is_pushed_into_a_last_variable_length_step():
+    k40 = GraphStore.from_networkx(nx.complete_graph(40))
+    res = k40.query("MATCH (a)-[*10]-(b) RETURN a LIMIT 1")
+    assert len(res.rows) == 1 and res.stats["edges_scanned"] < 100_000
+    three = k40.query("MATCH p=(a)-[*10]-(b) RETURN p LIMIT 3").rows
+    for (path,) in three:  # each a genuine 10-edge trail: no edge used twice
+        edges = path["relationships"]
+        assert len(edges) == 10 and len(set(edges)) == 10 and len(path["nodes"]) == 11
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), pattern_rel, st.integers(1, 12),
+       st.sampled_from([None, "n1.v > 1"]))
+def test_limited_variable_length_rows_are_rows_of_the_full_answer(seed, rel, limit, where):
+    g = random_store(seed)
+    types, direction, (lo, hi, _) = rel
+    text = _query_text([(), ()], [(types, direction, (lo, hi, True))], where)
+    full = Counter(_normalise(r) for r in run_query(g, text).rows)
+    got = Counter(_normalise(r) for r in run_query(g, text + f" LIMIT {limit}").rows)
+    assert sum(got.values()) == min(limit, sum(full.values()))
+    assert not got - full  # every limited row (with multiplicity) is in the full answer
+
+
+def test_memory_and_time_are_bounded_inside_an_expansion():
+    k40 = GraphStore.from_networkx(nx.complete_graph(40))
+    with pytest.raises(QueryLimitExceeded, match="max_memory") as info:
+        k40.query("MATCH (a)-[*1..8]-(b) RETURN count(*)", max_expansions=10**12)
+    assert info.value.stats["edges_scanned"] > 10**6
+    with pytest.raises(QueryLimitExceeded, match="max_memory"):
+        k40.query("MATCH (a), (b), (c) RETURN count(*)", max_memory=1000)
+    with pytest.raises(QueryLimitExceeded, match="timeout"):  # checked between filters too
+        k40.query("MATCH (a)-->(b) WHERE a.x IS NULL AND b.y IS NULL RETURN count(*)",
+                  timeout=1e-9)
+    with pytest.raises(QueryError, match="max_memory"):
+        k40.query("MATCH (a) RETURN a", max_memory=0)
