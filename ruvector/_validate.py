@@ -28,6 +28,9 @@ def as_array(x, name, *, dtype=np.float32, ndim=None, allow_empty=False, check=T
     Raises InvalidInput for ragged or non-numeric data, empty arrays (unless allowed), NaN or
     Inf; DimensionMismatch when ``ndim`` (an int or a tuple of allowed ranks) does not match.
     """
+    if isinstance(x, np.ndarray) and x.dtype.kind == "c":  # the cast would drop x.imag
+        raise InvalidInput(f"{name} is complex ({x.dtype}); pass real values "
+                           "(e.g. x.real, or np.concatenate([x.real, x.imag], -1))")
     try:
         arr = np.ascontiguousarray(x, dtype=dtype)
     except (ValueError, TypeError) as exc:
@@ -103,6 +106,31 @@ def integer(value, name, *, minimum=0, maximum=None, error=InvalidConfig):
                 minimum, f"an integer >= {minimum}")
         raise error(f"{name} must be {wanted}, got {value!r}")
     return int(value)
+
+
+def index_array(values, name, *, size=None, pad=None, error=InvalidInput):
+    """``values`` (any shape) as a 1-D int64 array of indices or ids in [0, ``size``)
+    (or [0, 2**63 - 1] without a size); ``pad`` (e.g. -1) is let through as well.
+
+    Only integer data is accepted: floats would be truncated, booleans read as 0 / 1, so
+    both raise ``error`` naming the argument (an empty list is fine).
+    """
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{name} must be integers: {exc}") from None
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind in "fO"):
+        raise error(f"{name} must be integers, got {arr.dtype} values "
+                    f"{arr.reshape(-1)[:5].tolist() if arr.dtype.kind != 'V' else ''}")
+    arr = arr.reshape(-1)
+    high = np.iinfo(np.int64).max if size is None else size - 1
+    bad = (arr < 0) | (arr > high)
+    if pad is not None:
+        bad &= arr != pad
+    if bad.any():
+        span = f"[0, {size})" if size is not None else "[0, 2**63 - 1]"
+        raise error(f"{name} must be in {span}, got {arr[bad][:5].tolist()}")
+    return arr.astype(np.int64)
 
 
 def positive_int(value, name):

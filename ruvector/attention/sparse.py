@@ -27,7 +27,7 @@ row's k best.
 import numpy as np
 
 from .._threads import blas_single_thread
-from .._validate import as_bool_mask, check_finite, finite_number, integer
+from .._validate import as_bool_mask, check_finite, finite_number, index_array, integer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..kernels.csr import csr_order
 from ..nn.module import Module
@@ -98,16 +98,16 @@ class DenseMask(SparseMask):
 class COOMask(SparseMask):
     def __init__(self, rows, cols, shape):
         super().__init__()
-        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        self.cols = np.asarray(cols, dtype=np.int64).reshape(-1)
-        self.shape = tuple(int(s) for s in shape)
+        try:
+            self.shape = tuple(integer(s, "shape") for s in shape)
+        except TypeError:
+            self.shape = ()
+        if len(self.shape) != 2:
+            raise InvalidConfig(f"shape must be (Lq, Lk), got {shape!r}")
+        self.rows = index_array(rows, "rows", size=self.shape[0])
+        self.cols = index_array(cols, "cols", size=self.shape[1])
         if self.rows.shape != self.cols.shape:
             raise DimensionMismatch(f"rows {self.rows.shape} and cols {self.cols.shape} differ")
-        if len(self.shape) != 2 or min(self.shape) < 0:
-            raise InvalidConfig(f"shape must be (Lq, Lk), got {shape!r}")
-        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= self.shape[0] or
-                               self.cols.min() < 0 or self.cols.max() >= self.shape[1]):
-            raise InvalidInput(f"COO indices fall outside the shape {self.shape}")
 
     def _check_shape(self, Lq, Lk):
         if self.shape != (Lq, Lk):
@@ -126,14 +126,19 @@ class BlockSparseMask(SparseMask):
         self.block_size = integer(block_size, "block_size")
         if self.block_size == 0:
             raise InvalidConfig("block_size must be >= 1")
-        arr = np.asarray(active_blocks)
+        try:
+            arr = np.asarray(active_blocks)
+        except ValueError:  # ragged pairs
+            arr = np.asarray(active_blocks, dtype=object)
         if arr.dtype == bool and arr.ndim == 2:
             pairs = np.argwhere(arr)
+        elif arr.size == 0:
+            pairs = np.zeros((0, 2), np.int64)
         else:
-            pairs = np.asarray(list(active_blocks) if arr.ndim != 2 else arr,
-                               dtype=np.int64).reshape(-1, 2)
-        if len(pairs) and pairs.min() < 0:
-            raise InvalidInput("block indices must be >= 0")
+            if arr.ndim != 2 or (arr.size and arr.shape[1] != 2):
+                raise InvalidInput("active_blocks must be (query block, key block) pairs or a "
+                                   f"boolean block matrix, got shape {arr.shape}")
+            pairs = index_array(arr, "active_blocks").reshape(-1, 2)
         self.blocks = np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), np.int64)
 
     def _check_shape(self, Lq, Lk):
@@ -160,9 +165,11 @@ class WindowedMask(SparseMask):
     def __init__(self, window, global_tokens=()):
         super().__init__()
         self.window = integer(window, "window")
-        self.global_tokens = np.unique(np.asarray(list(global_tokens), dtype=np.int64))
-        if len(self.global_tokens) and self.global_tokens.min() < 0:
-            raise InvalidInput("global token positions must be >= 0")
+        try:
+            tokens = list(global_tokens)
+        except TypeError:
+            raise InvalidInput(f"global_tokens must be positions, got {global_tokens!r}") from None
+        self.global_tokens = np.unique(index_array(tokens, "global_tokens"))
 
     def _check_shape(self, Lq, Lk):
         if len(self.global_tokens) and self.global_tokens.max() >= max(Lq, Lk):

@@ -8,7 +8,7 @@ the forward and target-side gradients, CSR by source for scatters (deterministic
 import numpy as np
 
 from .._deprecated import renamed
-from .._validate import as_array, check_overflow, finite_number, positive_int, probability
+from .._validate import as_array, check_overflow, finite_number, integer, positive_int, probability
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.csr import as_csr, k_hop_nodes
 from ..nn.matmul import matmul, matmul_tn
@@ -245,16 +245,13 @@ class GATLayer(Module):
         """Row ``node_idx`` of the layer applied ``k`` times (same weights), computed on the
         k-hop in-neighbourhood only; exact, since nothing farther reaches the node."""
         x = _features(node_features, self.in_dim, self.dtype)
-        if int(k) < 1:
-            raise InvalidConfig(f"k must be >= 1, got {k!r}")
+        k = integer(k, "k", minimum=1)
         out_width = self.heads * self.out_dim if self.concat else self.out_dim
         if int(k) > 1 and out_width != self.in_dim:
             raise InvalidConfig(f"forward_k_hop with k > 1 needs output width {out_width} "
                                 f"== in_dim {self.in_dim}")
         g = as_csr(edge_index, x.shape[0])
-        node = int(node_idx)
-        if not 0 <= node < x.shape[0]:
-            raise InvalidInput(f"node_idx {node_idx} is outside [0, {x.shape[0]})")
+        node = integer(node_idx, "node_idx", maximum=x.shape[0] - 1, error=InvalidInput)
         # walk edges backwards: who can reach the node in k hops
         ball = [node] + k_hop_nodes(node, k, g.sources_into)
         nodes = np.array(sorted(ball), dtype=np.int64)

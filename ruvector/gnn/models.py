@@ -2,7 +2,7 @@
 import numpy as np
 from scipy.special import erf
 
-from .._validate import as_array, positive_int
+from .._validate import as_array, index_array, positive_int
 from .layers import GATLayer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.layers import LayerNorm, Linear
@@ -216,11 +216,9 @@ def subgraph_embedding(graph, nodes, method="attention", query=None, pooling=Non
     """
     feats = getattr(graph, "features", graph)
     feats = as_array(feats, "features", ndim=2)
-    idx = np.asarray(nodes, dtype=np.int64).reshape(-1)
+    idx = index_array(nodes, "nodes", size=feats.shape[0])
     if idx.size == 0:
         raise InvalidInput("nodes is empty")
-    if idx.min() < 0 or idx.max() >= feats.shape[0]:
-        raise InvalidInput(f"nodes hold indices outside [0, {feats.shape[0]})")
     x = feats[idx]
     if method == "mean":
         return x.mean(axis=0), np.full(len(idx), 1.0 / len(idx), np.float32)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .. import _persist
 from .._arrow import read_ipc, vectors_column, vectors_from_column, write_ipc
-from .._validate import as_array
+from .._validate import as_array, finite_number
 from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
 from ..nn.csr import k_hop_nodes
 from .arrays import GraphArrays
@@ -57,7 +57,7 @@ class GraphStore:
         if key in self._index:
             raise InvalidInput(f"node {key!r} already exists")
         emb = None if embedding is None else self._vector(embedding, f"embedding of {key!r}")
-        labels = (labels,) if isinstance(labels, str) else tuple(labels)
+        labels = _labels(labels, key)
         self._index[key] = len(self._keys)
         self._keys.append(key)
         self._labels.append(labels)
@@ -149,9 +149,7 @@ class GraphStore:
     def add_edge(self, source, target, *, type=None, weight=1.0, feature=None, **properties):
         """Add an edge (parallel edges allowed); returns its edge id."""
         s, t = self.index_of(source), self.index_of(target)
-        w = float(weight)
-        if not np.isfinite(w):
-            raise InvalidInput(f"edge weight must be finite, got {weight!r}")
+        w = finite_number(weight, "edge weight", error=InvalidInput)
         feat = None if feature is None else as_array(feature, "feature", ndim=1)
         width = self._efeat_dim
         if feat is not None and width is not None and feat.shape[0] != width:
@@ -170,7 +168,16 @@ class GraphStore:
     def add_edges(self, edges, *, type=None):
         """Bulk add of (source, target) or (source, target, attrs-dict) tuples (a (E, 2)
         array of keys works too); returns nothing.  Plain pairs take a fast path."""
-        edges = list(edges)
+        try:
+            edges = [tuple(edge) for edge in edges]
+        except TypeError:
+            raise InvalidInput("edges must be an iterable of (source, target) or (source, "
+                               "target, attrs) tuples") from None
+        bad = next((e for e in edges if len(e) not in (2, 3)
+                    or (len(e) == 3 and not isinstance(e[2], dict))), None)
+        if bad is not None:
+            raise InvalidInput(f"an edge must be (source, target) or (source, target, "
+                               f"attrs-dict), got {bad!r}")
         if all(len(edge) == 2 for edge in edges):
             try:
                 src = [self._index[edge[0]] for edge in edges]
@@ -366,8 +373,10 @@ class GraphStore:
     def save(self, path):
         """Arrow node and edge tables in the checksummed generation format of the vector store."""
         for key in self._keys:
-            if isinstance(key, bool) or not isinstance(key, (str, int)):
-                raise InvalidInput(f"only str and int node keys can be saved, got {key!r}")
+            if isinstance(key, bool) or not isinstance(key, (str, int)) or \
+                    (isinstance(key, int) and not -2**63 <= key < 2**63):
+                raise InvalidInput(f"only str and 64-bit int node keys can be saved, got "
+                                   f"{key!r}")
         width = self._efeat_dim or 0
         nodes = pa.table({
             "key_str": [k if isinstance(k, str) else None for k in self._keys],
@@ -451,9 +460,35 @@ class GraphStore:
         return store
 
 
+def _labels(labels, key):
+    """A node's labels as a tuple of strings (one string is one label)."""
+    if isinstance(labels, str):
+        return (labels,)
+    try:
+        as_tuple = tuple(labels)
+    except TypeError:
+        as_tuple = None
+    if as_tuple is None or not all(isinstance(lb, str) for lb in as_tuple):
+        raise InvalidInput(f"labels of node {key!r} must be a string or strings, got "
+                           f"{labels!r}")
+    return as_tuple
+
+
+def _json_value(value):
+    """NumPy scalars and arrays (common in NetworkX attributes) as JSON numbers and lists."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def _props_column(props):
     """JSON text per row ("{}" for the common empty dict without a json.dumps call)."""
-    return pa.array([json.dumps(p, sort_keys=True) if p else "{}" for p in props], pa.string())
+    try:
+        return pa.array([json.dumps(p, sort_keys=True, default=_json_value, allow_nan=True)
+                         if p else "{}" for p in props], pa.string())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"a property cannot be saved: {exc} (properties are stored as "
+                           "JSON: numbers, strings, booleans, lists, dicts)") from None
 
 
 def _props_from_column(column):

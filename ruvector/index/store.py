@@ -23,7 +23,7 @@ from .._progress import progress as progress_bar
 from .._arrow import read_ipc, vector_matrix, write_ipc
 from .._rwlock import ModeGate, RWLock
 from .._threads import num_workers
-from .._validate import as_array, integer
+from .._validate import as_array, index_array, integer
 from ..errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound,
                       RuvectorError, StorageError)
 from . import _metadata
@@ -171,18 +171,11 @@ class VectorStore:
                 f"{[] if self._meta is None else self._meta.column_names})")
 
     def _check_ids(self, ids, n, name="ids"):
-        arr = np.asarray(ids)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
-            raise InvalidInput(f"{name} must be integers, got dtype {arr.dtype}")
-        out_of_range = (arr < 0) | (arr > np.iinfo(np.int64).max)
-        if out_of_range.any():
-            raise InvalidInput(f"{name} must be in [0, 2**63 - 1] (-1 marks padding and "
-                               f"deleted slots), got {arr[out_of_range][:5].tolist()}")
-        arr = arr.astype(np.int64)
-        if n is not None and arr.shape != (n,):
-            raise DimensionMismatch(f"{name} has shape {arr.shape} for {n} vectors")
+        """Unique int64 ids in [0, 2**63 - 1] (-1 marks padding and deleted slots)."""
+        shape = np.shape(ids)
+        arr = index_array(ids, name)
+        if n is not None and shape not in ((n,), () if n == 1 else (n,)):
+            raise DimensionMismatch(f"{name} has shape {shape} for {n} vectors")
         if len(np.unique(arr)) != arr.size:
             raise InvalidInput(f"{name} holds duplicates")
         return arr
@@ -282,7 +275,7 @@ class VectorStore:
             return False
 
     def _slots(self, ids):
-        arr = np.asarray(ids).reshape(-1)
+        arr = index_array(ids, "ids")
         try:
             return np.array([self._slot_of[int(i)] for i in arr.tolist()], dtype=np.int64)
         except KeyError as exc:
@@ -306,7 +299,7 @@ class VectorStore:
         ``ids`` may have any shape (rows in C order), e.g. ``result.ids``: -1 (padding)
         gives a row of nulls.  ``columns``: the metadata columns to return (default all).
         """
-        arr = np.asarray(ids).reshape(-1)
+        arr = index_array(ids, "ids", pad=-1)
         pad = arr == -1
         with self._lock.read():
             slots = np.full(arr.size, -1, dtype=np.int64)
@@ -408,11 +401,16 @@ class VectorStore:
             allowed = np.zeros(n, dtype=bool)
             allowed[np.flatnonzero(live)] = verdict.astype(bool)
             return allowed
-        try:
-            wanted = np.fromiter((int(i) for i in filter), dtype=np.int64)
-        except (TypeError, ValueError):
-            raise InvalidInput("filter must be a mapping, a collection of ids or a callable") \
-                from None
+        if isinstance(filter, (str, bytes)):
+            raise InvalidInput("filter must be a mapping, a collection of ids or a callable, "
+                               f"got {filter!r}")
+        if not isinstance(filter, (list, tuple, np.ndarray)):
+            try:
+                filter = list(filter)  # sets, ranges, generators
+            except TypeError:
+                raise InvalidInput("filter must be a mapping, a collection of ids or a "
+                                   f"callable, got {type(filter).__name__}") from None
+        wanted = index_array(filter, "filter ids")
         allowed = np.zeros(n, dtype=bool)
         slots = [self._slot_of[i] for i in wanted.tolist() if i in self._slot_of]
         allowed[slots] = True
@@ -478,6 +476,11 @@ class VectorStore:
 
         Other columns become metadata; ``kwargs`` go to the constructor (``metric``...).
         """
+        if not isinstance(table, pa.Table):
+            raise InvalidInput(f"table must be a pyarrow.Table, got {type(table).__name__}")
+        if table.num_rows == 0:
+            raise InvalidInput("table has no rows, so the vector width is unknown: create "
+                               "VectorStore(dim, ...) instead")
         if vector_column not in table.column_names:
             raise InvalidInput(f"table has no column {vector_column!r} "
                                f"(columns: {table.column_names})")

@@ -2,6 +2,7 @@
 constructor config that rebuilds a module (checkpoints)."""
 import functools
 import inspect
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -141,6 +142,9 @@ class Module:
 
         Raises InvalidConfig for missing or unknown names, shape mismatches and NaN/Inf.
         """
+        if not isinstance(state, Mapping):
+            raise InvalidConfig(f"{type(self).__name__}.load_state_dict needs a mapping of "
+                                f"parameter names to arrays, got {type(state).__name__}")
         params = self.parameters()
         expected, given = set(params), set(state)
         if expected != given:
@@ -151,6 +155,9 @@ class Module:
         for name, value in state.items():
             arr = np.asarray(value)
             target = params[name]
+            if arr.dtype.kind not in "iuf":
+                raise InvalidConfig(f"{type(self).__name__}.load_state_dict: {name!r} holds "
+                                    f"{arr.dtype} values, not numbers")
             if arr.shape != target.shape:
                 raise InvalidConfig(
                     f"{type(self).__name__}.load_state_dict: {name!r} has shape {arr.shape}, "
