@@ -79,7 +79,10 @@ def check_overflow(result, what):
 
 def as_bool_mask(mask, name="mask"):
     """Convert a boolean mask (True = may attend); other dtypes are rejected, not guessed."""
-    arr = np.asarray(mask)
+    try:
+        arr = np.asarray(mask)
+    except (TypeError, ValueError):  # ragged rows
+        raise InvalidInput(f"{name} must be a boolean array") from None
     if arr.dtype != np.bool_:
         raise InvalidInput(
             f"{name} must be boolean (True = may attend), got dtype {arr.dtype}; "
@@ -129,8 +132,23 @@ def index_array(values, name, *, size=None, pad=None, error=InvalidInput):
         bad &= arr != pad
     if bad.any():
         span = f"[0, {size})" if size is not None else "[0, 2**63 - 1]"
-        raise error(f"{name} must be in {span}, got {arr[bad][:5].tolist()}")
+        raise error(f"{name} holds values outside {span}: {arr[bad][:5].tolist()}")
     return arr.astype(np.int64)
+
+
+def flag(value, name, *, error=InvalidConfig):
+    """``value`` as a bool: True / False (NumPy's too); 0, "yes", arrays and the rest raise."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise error(f"{name} must be True or False, got {value!r}")
+
+
+def choice(value, name, options, *, error=InvalidConfig):
+    """``value`` if it is one of ``options`` (strings), else ``error`` listing them; arrays
+    and other unhashable values are refused, not compared element-wise."""
+    if isinstance(value, str) and value in options:
+        return value
+    raise error(f"{name} must be one of {tuple(options)}, got {value!r}")
 
 
 def positive_int(value, name):

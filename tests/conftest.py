@@ -2,6 +2,11 @@ import numpy as np
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true",
+                     help="run the fuzz suites (tests/fuzz) with ten times as many cases")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import num_workers
-from .._validate import as_array, as_bool_mask, check_finite, finite_number, require_same
+from .._validate import (as_array, as_bool_mask, check_finite, finite_number, flag, integer,
+                         require_same)
 from ..errors import DimensionMismatch, InvalidInput
 from ..kernels import dense, dense_backward
 
@@ -212,6 +213,16 @@ def restore_rank(x4, rank, lead):
     return x4.reshape(lead + x4.shape[-2:])
 
 
+def _call_options(scale, max_keys, causal, need_weights):
+    """The checked ``scale`` (None or a finite non-zero number), ``max_keys``, ``causal``
+    and ``need_weights``."""
+    if scale is not None:
+        scale = finite_number(scale, "scale", nonzero=True, error=InvalidInput)
+    return (scale, integer(max_keys, "max_keys", minimum=1, error=InvalidInput),
+            flag(causal, "causal", error=InvalidInput),
+            flag(need_weights, "need_weights", error=InvalidInput))
+
+
 def _single_query(query, key, value, scale, dtype, max_keys):
     """Output (Dv,) of one query (D,) over keys (Lk, D) that arrive as C-contiguous arrays of
     ``dtype``, straight to :func:`dense.forward_one` (a single query is called in loops, and
@@ -243,8 +254,7 @@ def scaled_dot_product_attention(query, key, value, mask=None, *, causal=False, 
     Returns the output in the query's rank (last dim = value width) and, when
     ``need_weights``, the weights in the logits shape (..., Lq, Lk).
     """
-    if scale is not None:
-        scale = finite_number(scale, "scale", nonzero=True, error=InvalidInput)
+    scale, max_keys, causal, need_weights = _call_options(scale, max_keys, causal, need_weights)
     if mask is None and not causal and not need_weights:
         out = _single_query(query, key, value, scale, dtype, max_keys)
         if out is not None:
@@ -266,8 +276,7 @@ def sdpa_with_context(query, key, value, mask=None, *, causal=False, scale=None,
     (non-finite results from finite inputs) are recomputed in float64 and cast back; the
     output is bounded by max |value|, so it is finite.
     """
-    if scale is not None:
-        scale = finite_number(scale, "scale", nonzero=True, error=InvalidInput)
+    scale, max_keys, causal, need_weights = _call_options(scale, max_keys, causal, need_weights)
     prep = prepare_inputs(query, key, value, mask, dtype=dtype, max_keys=max_keys)
     q, k, v = prep.q, prep.k, prep.v
     if causal and k.shape[2] > q.shape[2]:  # keys past the last query are never read

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._deprecated import renamed
 from .._threads import num_workers
-from .._validate import as_array, check_finite, finite_number, positive_int
+from .._validate import as_array, check_finite, choice, finite_number, positive_int
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.module import Module
 from . import _autodiff as ad
@@ -177,8 +177,7 @@ class HyperbolicAttention(_GeometricAttention):
     def __init__(self, dim, c=1.0, temperature=1.0, aggregation="tangent", *, tol=1e-6,
                  max_iter=50, strict=False):
         super().__init__(dim, PoincareBall(c, strict=strict), temperature)
-        if aggregation not in AGGREGATIONS:
-            raise InvalidConfig(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        choice(aggregation, "aggregation", AGGREGATIONS)
         self.aggregation = aggregation
         self.c = self.manifold.c
         self.tol = finite_number(tol, "tol", positive=True)

@@ -33,6 +33,8 @@ from ..kernels.csr import csr_order
 from ..nn.module import Module
 from .functional import attention_backward, attention_forward, prepare_inputs, restore_rank
 
+MAX_LENGTH = 2**31 - 1  # bound of windows, strides, blocks and k (int64 positions in kernels)
+
 
 def _csr_from_pairs(rows, cols, Lq):
     order = np.lexsort((cols, rows))
@@ -99,7 +101,7 @@ class COOMask(SparseMask):
     def __init__(self, rows, cols, shape):
         super().__init__()
         try:
-            self.shape = tuple(integer(s, "shape") for s in shape)
+            self.shape = tuple(integer(s, "shape", maximum=MAX_LENGTH) for s in shape)
         except TypeError:
             self.shape = ()
         if len(self.shape) != 2:
@@ -123,7 +125,7 @@ class BlockSparseMask(SparseMask):
 
     def __init__(self, block_size, active_blocks):
         super().__init__()
-        self.block_size = integer(block_size, "block_size")
+        self.block_size = integer(block_size, "block_size", maximum=MAX_LENGTH)
         if self.block_size == 0:
             raise InvalidConfig("block_size must be >= 1")
         try:
@@ -164,7 +166,7 @@ class BlockSparseMask(SparseMask):
 class WindowedMask(SparseMask):
     def __init__(self, window, global_tokens=()):
         super().__init__()
-        self.window = integer(window, "window")
+        self.window = integer(window, "window", maximum=MAX_LENGTH)
         try:
             tokens = list(global_tokens)
         except TypeError:
@@ -190,7 +192,7 @@ class WindowedMask(SparseMask):
 class StridedMask(WindowedMask):
     def __init__(self, window, stride):
         super().__init__(window)
-        self.stride = integer(stride, "stride")
+        self.stride = integer(stride, "stride", maximum=MAX_LENGTH)
         if self.stride == 0:
             raise InvalidConfig("stride must be >= 1")
 
@@ -234,7 +236,7 @@ class SparseAttention(Module):
         q4, k4, v4 = prep.q, prep.k, prep.v
         B, H, Lq, D = q4.shape
         Lk = k4.shape[2]
-        top_k = integer(top_k, "k")
+        top_k = integer(top_k, "k", maximum=MAX_LENGTH)
         if not 1 <= top_k <= Lk:
             raise InvalidInput(f"k={top_k} must be in [1, {Lk}] (the number of keys)")
         G = B * H

@@ -8,7 +8,8 @@ the forward and target-side gradients, CSR by source for scatters (deterministic
 import numpy as np
 
 from .._deprecated import renamed
-from .._validate import as_array, check_overflow, finite_number, integer, positive_int, probability
+from .._validate import (as_array, check_overflow, choice, finite_number, integer, positive_int,
+                         probability)
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.csr import as_csr, k_hop_nodes
 from ..nn.matmul import matmul, matmul_tn
@@ -358,8 +359,7 @@ class SAGELayer(Module):
     def __init__(self, in_dim, out_dim, *, aggr="mean", normalize=False, root_weight=True,
                  bias=True, seed=None, dtype=np.float32):
         super().__init__(dtype)
-        if aggr not in ("mean", "max", "sum"):
-            raise InvalidConfig(f"aggr must be 'mean', 'max' or 'sum', got {aggr!r}")
+        choice(aggr, "aggr", ("mean", "max", "sum"))
         self.in_dim = positive_int(in_dim, "in_dim")
         self.out_dim = positive_int(out_dim, "out_dim")
         self.aggr, self.normalize, self.root_weight = aggr, bool(normalize), bool(root_weight)

@@ -2,7 +2,7 @@
 import numpy as np
 from scipy.special import erf
 
-from .._validate import as_array, index_array, positive_int
+from .._validate import as_array, choice, index_array, positive_int
 from .layers import GATLayer
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.layers import LayerNorm, Linear
@@ -127,8 +127,7 @@ class GNN(Module):
         """
         from ..training import clip_grad_norm, cross_entropy, mse_loss
         losses = {"mse": mse_loss, "cross_entropy": cross_entropy}
-        if loss not in losses:
-            raise InvalidConfig(f"loss must be one of {sorted(losses)}, got {loss!r}")
+        choice(loss, "loss", sorted(losses))
         x = _features_and_graph(graph, x)
         self.train()
         optimizer.zero_grad()

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .. import _persist
 from .._arrow import read_ipc, vectors_column, vectors_from_column, write_ipc
-from .._validate import as_array, finite_number
+from .._validate import as_array, choice, finite_number, integer
 from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
 from ..nn.csr import k_hop_nodes
 from .arrays import GraphArrays
@@ -246,8 +246,7 @@ class GraphStore:
                                                                type)]
 
     def _neighbour_indices(self, i, direction, type):
-        if direction not in DIRECTIONS:
-            raise InvalidInput(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        choice(direction, "direction", DIRECTIONS, error=InvalidInput)
         out = []
         for d in (("out", "in") if direction == "both" else (direction,)):
             mat, _ = self.csr(d, type)
@@ -256,8 +255,7 @@ class GraphStore:
 
     def k_hop(self, key, k, direction="out", type=None):
         """Keys within 1..k hops (breadth-first order, start excluded)."""
-        if int(k) < 0:
-            raise InvalidInput(f"k must be >= 0, got {k!r}")
+        k = integer(k, "k", error=InvalidInput)
         order = k_hop_nodes(self.index_of(key), k,
                             lambda i: self._neighbour_indices(i, direction, type))
         return [self._keys[n] for n in order]

@@ -3,6 +3,7 @@ learned AttentionDistance."""
 import numpy as np
 
 from .._threads import run_row_chunks
+from .._validate import choice
 from ..errors import InvalidConfig
 from .distance import AttentionDistance
 
@@ -28,8 +29,7 @@ class AttentionReranker:
     """
 
     def __init__(self, mode="attention", *, temperature=1.0, distance=None, diversity=0.0):
-        if mode not in MODES:
-            raise InvalidConfig(f"mode must be one of {MODES}, got {mode!r}")
+        choice(mode, "mode", MODES)
         if mode == "learned" and not isinstance(distance, AttentionDistance):
             raise InvalidConfig("mode='learned' needs distance=AttentionDistance(...)")
         if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)

@@ -23,7 +23,7 @@ from .._progress import progress as progress_bar
 from .._arrow import read_ipc, vector_matrix, write_ipc
 from .._rwlock import ModeGate, RWLock
 from .._threads import num_workers
-from .._validate import as_array, index_array, integer
+from .._validate import as_array, choice, index_array, integer
 from ..errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, NotFound,
                       RuvectorError, StorageError)
 from . import _metadata
@@ -53,7 +53,8 @@ RESULT_COLUMNS = ("query", "rank", "id", "distance", "score")
 @dataclass
 class SearchResult:
     """ids (Q, k) int64 (-1 pads), distances (Q, k) float32 (inf pads), scores (Q, k)
-    float32 (higher is better: the re-ranker's score, else -distance), and ``metadata``:
+    float32 (higher is better: the re-ranker's score, else -distance; -inf pads), and
+    ``metadata``:
     the columns asked for with ``search(include=[...])`` as a pyarrow Table of Q k rows in
     (query, rank) order (nulls on pads), else None.
 
@@ -105,9 +106,7 @@ class VectorStore:
     def __init__(self, dim, metric="cosine", *, M=16, ef_construction=200, ef_search=64,
                  capacity=None, seed=0):
         self.dim = integer(dim, "dim", minimum=1, maximum=MAX_DIM)
-        if metric not in METRICS:
-            raise InvalidConfig(f"metric must be one of {METRICS}, got {metric!r}")
-        self.metric = metric
+        self.metric = choice(metric, "metric", METRICS)
         self.M = integer(M, "M", minimum=2, maximum=MAX_M)
         self.ef_construction = integer(ef_construction, "ef_construction", minimum=1,
                                        maximum=MAX_NATIVE_INT)
@@ -172,8 +171,8 @@ class VectorStore:
 
     def _check_ids(self, ids, n, name="ids"):
         """Unique int64 ids in [0, 2**63 - 1] (-1 marks padding and deleted slots)."""
-        shape = np.shape(ids)
         arr = index_array(ids, name)
+        shape = np.shape(ids)  # not ragged: index_array refused that
         if n is not None and shape not in ((n,), () if n == 1 else (n,)):
             raise DimensionMismatch(f"{name} has shape {shape} for {n} vectors")
         if len(np.unique(arr)) != arr.size:
@@ -269,10 +268,9 @@ class VectorStore:
         return len(self._slot_of)
 
     def __contains__(self, item_id):
-        try:
-            return int(item_id) in self._slot_of
-        except (TypeError, ValueError):
-            return False
+        if isinstance(item_id, (bool, np.bool_)) or not isinstance(item_id, (int, np.integer)):
+            return False  # ids are integers: 1.5 or "1" is never in the store
+        return int(item_id) in self._slot_of
 
     def _slots(self, ids):
         arr = index_array(ids, "ids")
@@ -314,8 +312,8 @@ class VectorStore:
         """The metadata columns a search returns (None: none asked for)."""
         if include is None:
             return None
-        clash = [c for c in include if c in RESULT_COLUMNS] if not isinstance(include, str) \
-            else []
+        clash = [c for c in include if c in RESULT_COLUMNS] \
+            if isinstance(include, (list, tuple)) else []
         if clash:
             raise InvalidInput(f"include: {clash} are result columns ({', '.join(RESULT_COLUMNS)});"
                                " read those metadata columns with store.metadata(result.ids)")
@@ -325,7 +323,7 @@ class VectorStore:
         """The metadata table restricted to ``columns`` (None: all; [] -> None)."""
         if columns is None:
             return self._meta
-        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
             raise InvalidInput(f"columns must be a list of column names, got {columns!r}")
         unknown = [c for c in columns if c not in _metadata.column_names(self._meta)]
         if unknown:
@@ -378,8 +376,9 @@ class VectorStore:
             ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
             meta = None if included is None else _metadata.take_rows(included,
                                                                      slots.reshape(-1))
+        scores = np.where(ids >= 0, np.asarray(scores, dtype=np.float32), -np.inf)
         result = SearchResult(ids.astype(np.int64), dist.astype(np.float32),
-                              np.asarray(scores, dtype=np.float32), meta)
+                              scores.astype(np.float32), meta)
         return result._squeeze() if single else result
 
     def _allowed(self, filter):

@@ -4,6 +4,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .._validate import index_array
 from ..errors import InvalidInput
 
 
@@ -98,6 +99,8 @@ def k_hop_nodes(start, k, neighbours):
                     nxt.append(j)
         order.extend(nxt)
         frontier = nxt
+        if not frontier:  # nothing farther: a huge k must not spin
+            break
     return order
 
 
@@ -110,16 +113,14 @@ def as_csr(graph, num_nodes):
         return graph
     if hasattr(graph, "csr_graph"):
         return as_csr(graph.csr_graph(), num_nodes)
-    ei = np.asarray(graph)
+    try:
+        ei = np.asarray(graph)
+    except (TypeError, ValueError):  # ragged rows
+        raise InvalidInput("edge_index must be a (2, E) array of node indices") from None
     if ei.ndim != 2 or ei.shape[0] != 2:
         raise InvalidInput(f"edge_index must have shape (2, E), got {ei.shape}")
-    if ei.size and ei.dtype.kind not in "iu":
-        if ei.dtype.kind == "f" and np.all(np.isfinite(ei)) and np.all(ei == np.round(ei)):
-            ei = ei.astype(np.int64)
-        else:
-            raise InvalidInput(f"edge_index must hold integers, got dtype {ei.dtype}")
-    ei = ei.astype(np.int64, copy=False)
-    if ei.size and (ei.min() < 0 or ei.max() >= num_nodes):
-        raise InvalidInput(f"edge_index holds indices outside [0, {num_nodes}): "
-                           f"min {ei.min()}, max {ei.max()}")
+    if ei.size and ei.dtype.kind == "f" and np.isfinite(ei).all() and \
+            (ei == np.round(ei)).all() and np.abs(ei).max() < num_nodes:
+        ei = ei.astype(np.int64)  # whole numbers in a float array (e.g. a float tensor)
+    ei = index_array(ei, "edge_index", size=num_nodes).reshape(2, -1)
     return CSRGraph.from_edges(ei[0], ei[1], num_nodes)

@@ -182,7 +182,11 @@ class Module:
 def glorot_uniform(rng, fan_in, fan_out, shape=None):
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
     a = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-a, a, size=shape or (fan_in, fan_out))
+    size = shape or (fan_in, fan_out)
+    try:
+        return rng.uniform(-a, a, size=size)
+    except (MemoryError, ValueError):
+        raise InvalidConfig(f"a weight of shape {size} does not fit in memory") from None
 
 
 def make_rng(seed):

@@ -2,7 +2,7 @@
 clipping by global norm.  Update rules follow PyTorch's (``torch.optim``)."""
 import numpy as np
 
-from .._validate import probability
+from .._validate import choice, probability
 from ..errors import InvalidConfig
 
 
@@ -163,8 +163,7 @@ OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 def build_optimizer(module, config):
     """An optimizer from :meth:`Optimizer.config` (used by checkpoints)."""
     kind = config.get("type")
-    if kind not in OPTIMIZERS:
-        raise InvalidConfig(f"unknown optimizer type {kind!r}")
+    choice(kind, "optimizer type", OPTIMIZERS)
     args = {k: v for k, v in config.items() if k not in ("type", "steps", "state")}
     return OPTIMIZERS[kind](module, **args)
 
