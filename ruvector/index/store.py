@@ -560,6 +560,8 @@ class VectorStore:
             slots = read_ipc(os.path.join(gen_dir, "slots.arrow"))
             if slots.num_rows != n:
                 raise CorruptFile(f"slots.arrow has {slots.num_rows} rows, expected {n}")
+            if slots.column("id").null_count:
+                raise CorruptFile("slots.arrow holds null ids")
             ids = np.asarray(slots.column("id").to_numpy(), dtype=np.int64)
             vectors = vector_matrix(slots.column("vector"), "slots.arrow vectors", store.dim)
             live_ids = ids[ids >= 0]

@@ -155,7 +155,8 @@ def test_crafted_but_consistently_signed_stores_are_refused(rng, tmp_path):
     blob.write_bytes(original)
     slots = read_ipc(str(gen / "slots.arrow"))
     for bad_ids, bad_vec, match in ((np.r_[0, 0, np.arange(2, 40)], None, "repeated ids"),
-                                    (None, np.nan, "NaN/Inf")):
+                                    (None, np.nan, "NaN/Inf"),
+                                    ([None] + list(range(1, 40)), None, "null ids")):
         ids = slots.column("id").to_numpy() if bad_ids is None else bad_ids
         vec = slots.column("vector").combine_chunks().flatten().to_numpy().copy()
         if bad_vec is not None:
@@ -185,6 +186,8 @@ def test_paths_that_are_not_stores_raise_typed_errors(rng, tmp_path):
         VectorStore.load(a_file)
     with pytest.raises(NotAStore, match="no manifest.json"):
         VectorStore.load(tmp_path)
+    with pytest.raises(StorageError, match="cannot create"):  # not writable, even by root
+        store.save("/proc/ruvector-store")
     for bad in (None, 3, b"\0"):
         with pytest.raises(InvalidInput, match="path"):
             store.save(bad)
