@@ -16,7 +16,7 @@ from . import ast
 from .frame import TOTAL, Evaluator, Frame
 from .match import Context, attend_setup, run_expand, run_scan, scan_candidates
 from .parser import parse
-from .planner import Expand, analyse, build_plan
+from .planner import Expand, Scan, analyse, build_plan
 from .project import project, skip_limit
 from .result import QueryResult
 from .view import GraphView
@@ -99,11 +99,13 @@ def _run_chunked(plan, start, ctx, needed):
     candidates = scan_candidates(first, ctx)
     frames, have, pos, size = [], 0, 0, FIRST_CHUNK
     last = rest[-1] if rest else None
-    budgeted = isinstance(last, Expand) and last.rel.var_length and not plan.residual
+    budgeted = not plan.residual and (
+        (isinstance(last, Expand) and last.rel.var_length) or
+        (isinstance(last, Scan) and not last.bound))
     while not frames or (pos < len(candidates) and have < needed):
         chunk = candidates[pos:pos + size]
         pos, size = pos + len(chunk), size * 2
-        if budgeted:  # the last, variable-length step stops once the rows exist
+        if budgeted:  # the last step stops once the rows exist
             ctx.row_budget = (last, needed - have)
         frame = ctx.keep(_run_steps(rest, run_scan(first, start, ctx, chunk), ctx),
                          plan.residual)

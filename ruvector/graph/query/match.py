@@ -25,7 +25,7 @@ class Context:
         self.stats = {"nodes_expanded": 0, "edges_scanned": 0, "rows": 0, "ms": 0.0}
         self.attend = None                  # (Q (G, D) float32, q slot or None, scale, k)
         self.row_budget = None              # (step, rows wanted): LIMIT push-down into the
-                                            # last, variable-length step
+                                            # last step (variable-length or cartesian)
 
     def elapsed_ms(self):
         return 1000.0 * (time.perf_counter() - self.t0)
@@ -78,13 +78,35 @@ def run_scan(step, frame, ctx, candidates=None):
             frame = frame.filter(ctx.view.label_mask(step.node.labels)[frame.cols[step.slot]])
         return ctx.keep(frame, step.filters)
     cand = scan_candidates(step, ctx) if candidates is None else candidates
+    filters = step.filters
+    if TOTAL not in frame.weights and frame.n > 1:
+        # conditions on the scanned node alone filter the candidates before the product
+        own = [c for c in filters if A.variables(c) <= {step.slot}]
+        if own:
+            ctx.charge(0, len(cand), 16)
+            cand = ctx.keep(Frame(len(cand), {step.slot: cand}), own).cols[step.slot]
+            filters = [c for c in filters if not A.variables(c) <= {step.slot}]
+    budget = ctx.row_budget[1] if ctx.row_budget and ctx.row_budget[0] is step else None
+    if budget is None or not frame.n:
+        return _cartesian(step, frame, cand, filters, ctx)
+    # LIMIT push-down into a last cartesian scan: candidates a growing chunk at a time
+    parts, have, pos, size = [], 0, 0, max(1, -(-budget // frame.n))
+    while not parts or (pos < len(cand) and have < budget):
+        parts.append(_cartesian(step, frame, cand[pos:pos + size], filters, ctx))
+        have, pos, size = have + parts[-1].n, pos + size, 2 * size
+    return Frame.concat(parts, frame)
+
+
+def _cartesian(step, frame, cand, filters, ctx):
+    """Every row of ``frame`` with every candidate node bound to the step's slot, kept
+    where ``filters`` hold."""
     ctx.charge(0, frame.n * len(cand), frame.row_bytes() + 8)
     rows = np.repeat(np.arange(frame.n), len(cand))
     out = frame.take(rows)
     out.cols[step.slot] = np.tile(cand, frame.n)
     if TOTAL in out.weights:
         out.weights[step.slot] = np.ones(out.n)
-    return ctx.keep(out, step.filters)
+    return ctx.keep(out, filters)
 
 
 # -- expand ------------------------------------------------------------------------------------

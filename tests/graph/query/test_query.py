@@ -546,3 +546,26 @@ def test_memory_and_time_are_bounded_inside_an_expansion():
                   timeout=1e-9)
     with pytest.raises(QueryError, match="max_memory"):
         k40.query("MATCH (a) RETURN a", max_memory=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([
+    "MATCH (a), (b) RETURN id(a), id(b)",
+    "MATCH (a)-[r]->(b), (c) WHERE c.v > 1 RETURN id(a), r, id(b), id(c)",
+    "MATCH (a:X), (b:Y) WHERE a.v <= b.v RETURN id(a), id(b)",
+    "MATCH (a), (b)-[*1..2]-(c) WHERE a.v = 0 RETURN id(a), id(b), id(c)"]),
+    st.integers(1, 15))
+def test_multi_pattern_limits_return_rows_of_the_full_answer(seed, text, limit):
+    g = random_store(seed)
+    full = Counter(_normalise(r) for r in run_query(g, text, pushdown=False).rows)
+    assert Counter(_normalise(r) for r in run_query(g, text).rows) == full
+    got = Counter(_normalise(r) for r in run_query(g, text + f" LIMIT {limit}").rows)
+    assert sum(got.values()) == min(limit, sum(full.values())) and not got - full
+
+
+def test_limit_is_pushed_into_a_last_cartesian_scan():
+    g = GraphStore.from_networkx(nx.empty_graph(20_000))
+    res = g.query("MATCH (a), (b) RETURN a, b LIMIT 1")
+    assert len(res.rows) == 1 and res.stats["edges_scanned"] < 1000
+    res = g.query("MATCH (a), (b) WHERE b.key > 19990 RETURN a, b LIMIT 5")
+    assert len(res.rows) == 5 and all(b > 19990 for _, b in res.rows)
