@@ -136,7 +136,9 @@ def test_crafted_but_consistently_signed_stores_are_refused(rng, tmp_path):
     _store(rng, n=40, dim=16).save(other)
     base, gen = _files(small)
     cases = {"next_id": {"next_id": 5}, "count": {"count": 39}, "slots": {"slots": 2**40},
-             "dim": {"dim": 10**9}, "M": {"M": 1}, "metric": {"metric": "l1"}}
+             "dim": {"dim": 10**9}, "M": {"M": 1}, "metric": {"metric": "l1"},
+             "slots type": {"slots": "40"}, "seed type": {"seed": [1]},
+             "files entry": {"files": {"index.hnsw": "x"}}, "files type": {"files": 3}}
     for what, edit in cases.items():
         _write_signed(small, {**base, **edit})
         with pytest.raises(CorruptFile):
