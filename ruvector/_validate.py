@@ -7,6 +7,8 @@ one vectorised pass.  Kernels never re-validate.
 import numpy as np
 from numba import njit
 
+from . import _compile_notice  # noqa: F401  (announces first-use compilation)
+
 from .errors import DimensionMismatch, InvalidConfig, InvalidInput
 
 

@@ -4,7 +4,7 @@ import sys
 
 from .. import __version__
 from ..errors import RuvectorError
-from . import bench, graph, index
+from . import bench, graph, index, warmup
 
 
 def _demo(args):
@@ -20,6 +20,7 @@ def build_parser():
     bench.register(sub)
     index.register(sub)
     graph.register(sub)
+    warmup.register(sub)
     demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser
