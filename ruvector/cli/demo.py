@@ -97,11 +97,9 @@ def run_graph_demo(out=print):
         out(f"    {row['via']:>14} -> {row['reached']:<16} score {row['score']:.4f}")
     out(f"  ({res.stats['edges_scanned']} edges scanned, {res.stats['ms']:.2f} ms; first call "
         f"{first.stats['ms']:.0f} ms with kernel compilation or cache load)")
-    reached = sorted({store.index_of(r["reached"]) for r in res} |
-                     {store.index_of(r["via"]) for r in res})
-    emb, weights = subgraph_embedding(store, reached)
+    reached = sorted({r["reached"] for r in res} | {r["via"] for r in res})
+    emb, weights = subgraph_embedding(store, reached)   # node keys, as the query returns them
     top = sorted(zip(weights, reached), reverse=True)[:3]
     out(f"  subgraph embedding of the {len(reached)} nodes: norm {np.linalg.norm(emb):.3f}, "
-        "largest pooling weights " +
-        ", ".join(f"{store.key_of(i)} {w:.3f}" for w, i in top))
+        "largest pooling weights " + ", ".join(f"{key} {w:.3f}" for w, key in top))
     return res

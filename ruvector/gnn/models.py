@@ -205,17 +205,22 @@ class AttentionalPooling(Module):
         return a[:, None] * g[None, :] + ds[:, None] * self.weight[None, :]
 
 
-def subgraph_embedding(graph, nodes, method="attention", query=None, pooling=None):
+def subgraph_embedding(graph, nodes, method="attention", query=None, pooling=None, *, by=None):
     """Embedding of a node subset and its pooling weights: ``(embedding (D,), weights (n,))``.
 
-    ``graph``: an (N, D) feature array or an object with ``features``; ``nodes``: indices.
+    ``graph``: an (N, D) feature array (``nodes`` are row indices) or a GraphStore (``nodes``
+    are node keys as queries return them; see :meth:`GraphStore.indices_of` for ``by``).
     method "mean": the mean (uniform weights); "attention": weights
     ``softmax_i(q . x_i / sqrt(D))`` with ``q`` = ``query`` or the subgraph mean; "gated": a
     trained :class:`AttentionalPooling` (``pooling=``, a fresh one when None).
     """
-    feats = getattr(graph, "features", graph)
-    feats = as_array(feats, "features", ndim=2)
-    idx = index_array(nodes, "nodes", size=feats.shape[0])
+    feats = as_array(getattr(graph, "features", graph), "features", ndim=2)
+    if hasattr(graph, "indices_of"):
+        idx = graph.indices_of(nodes, by)
+    elif by not in (None, "index"):
+        raise InvalidInput(f"by={by!r} needs a GraphStore; a feature array takes row indices")
+    else:
+        idx = index_array(nodes, "nodes", size=feats.shape[0])
     if idx.size == 0:
         raise InvalidInput("nodes is empty")
     x = feats[idx]

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .. import _persist
 from .._arrow import read_ipc, vectors_column, vectors_from_column, write_ipc
-from .._validate import as_array, choice, finite_number, integer
+from .._validate import as_array, choice, finite_number, index_array, integer
 from ..errors import CorruptFile, DimensionMismatch, InvalidInput, NotFound
 from ..nn.csr import k_hop_nodes
 from .arrays import GraphArrays
@@ -96,6 +96,19 @@ class GraphStore:
             return self._index[key]
         except (KeyError, TypeError):
             raise NotFound(f"node {key!r} is not in the graph") from None
+
+    def indices_of(self, nodes, by=None):
+        """Row indices (int64) of ``nodes``: node keys (``by="key"``, as queries return
+        them) or row indices (``by="index"``).  ``by=None`` reads keys, except integers in a
+        store with no integer keys, which are indices.  Unknown keys raise NotFound."""
+        choice(by or "auto", "by", ("auto", "key", "index"), error=InvalidInput)
+        items = [nodes] if isinstance(nodes, str) or not np.iterable(nodes) else list(nodes)
+        if by == "index" or (by is None and items and all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in items)
+                and not any(isinstance(k, int) and not isinstance(k, bool)
+                            for k in self._index)):
+            return index_array(items, "nodes", size=self.num_nodes)
+        return np.array([self.index_of(n) for n in items], dtype=np.int64)
 
     def key_of(self, index):
         if not 0 <= int(index) < len(self._keys):

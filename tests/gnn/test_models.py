@@ -104,3 +104,29 @@ def test_attentional_pooling_backward(rng):
     assert rel_error(gx, finite_difference(loss, x)) < 1e-6
     for name, p in pool.parameters().items():
         assert rel_error(pool.grads[name], finite_difference(loss, p)) < 1e-6, name
+
+
+def test_subgraph_embedding_takes_the_keys_queries_return():
+    import networkx as nx
+    from ruvector.errors import NotFound
+    from ruvector.graph import GraphStore
+    rng = np.random.default_rng(0)
+    G = nx.relabel_nodes(nx.path_graph(6), {i: f"n{i}" for i in range(6)})
+    for n in G:
+        G.nodes[n]["embedding"] = rng.standard_normal(4)
+    g = GraphStore.from_networkx(G)
+    keys = [row[0] for row in g.query("MATCH (a {key: 'n2'})--(b) RETURN b").rows]
+    by_key = subgraph_embedding(g, keys)
+    by_index = subgraph_embedding(g.features, [g.index_of(k) for k in keys])
+    np.testing.assert_allclose(by_key[0], by_index[0])
+    np.testing.assert_allclose(subgraph_embedding(g, [1, 3])[0],  # no int keys: indices
+                               subgraph_embedding(g.features, [1, 3])[0])
+    ints = GraphStore.from_networkx(nx.relabel_nodes(G, {f"n{i}": 10 * i for i in range(6)}))
+    np.testing.assert_allclose(subgraph_embedding(ints, [10, 30])[0],   # int keys are keys
+                               subgraph_embedding(ints, [1, 3], by="index")[0])
+    with pytest.raises(NotFound):
+        subgraph_embedding(ints, [1, 3])
+    with pytest.raises(InvalidInput):
+        subgraph_embedding(g, [0], by="name")
+    with pytest.raises(InvalidInput):
+        subgraph_embedding(g.features, [0], by="key")
