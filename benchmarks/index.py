@@ -43,14 +43,14 @@ def recall(found, truth):
 
 
 def numpy_rerank_pipeline(index, X, Q, k, candidates):
-    """hnswlib top-candidates, then gather + softmax re-rank in NumPy (the baseline)."""
-    labels, _ = index.knn_query(Q, k=candidates, num_threads=numba.get_num_threads())
-    gathered = X[labels.astype(np.int64)]                       # (Q, C, D) copy
-    logits = np.einsum("qcd,qd->qc", gathered, Q) / np.sqrt(X.shape[1])
+    """hnswlib top-candidates, then the same attention re-rank in NumPy (the baseline):
+    w = softmax(-||q - x||^2 / sqrt(D)) from hnswlib's own distances (no gather needed)."""
+    labels, dist = index.knn_query(Q, k=candidates, num_threads=numba.get_num_threads())
+    logits = -dist.astype(np.float64) / np.sqrt(X.shape[1])
     logits -= logits.max(axis=1, keepdims=True)
     w = np.exp(logits)
     w /= w.sum(axis=1, keepdims=True)
-    order = np.argsort(-w, axis=1)[:, :k]
+    order = np.argsort(-w, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(labels, order, 1), np.take_along_axis(w, order, 1)
 
 

@@ -44,9 +44,9 @@ def run_demo(out=print, n=20_000, dim=64, queries=500, k=10):
         return res
 
     timed("hnsw")
-    att = timed("+ attention", rerank=AttentionReranker(temperature=0.05), candidates=100)
+    att = timed("+ attention", rerank=AttentionReranker(), candidates=100)
     timed("+ exact rerank", rerank="exact", candidates=100)
-    div = timed("+ diverse (MMR)", rerank=AttentionReranker(temperature=0.05, diversity=0.5),
+    div = timed("+ diverse (MMR)", rerank=AttentionReranker(diversity=0.5),
                 candidates=100)
     flt = store.search(Q, k, filter={"cluster": 3})
     ok = np.isin(flt.ids, np.flatnonzero(labels == 3)).all()

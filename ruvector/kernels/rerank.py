@@ -3,8 +3,9 @@
 Candidates are slot numbers into the store's vector array (-1 = no candidate).  Vectors are
 gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
 
-    attention:  w_i = softmax_i(scale * q . x_{c_i})           (scale = 1/(sqrt(D) T);
-                unit vectors for cosine stores)
+    attention:  w_i = softmax_i(-scale * d(q, x_{c_i}))   (d: the store's distance, from the
+                search; the caller's scale folds in the temperature)
+    learned:    w_i = softmax_i(scale * q' . x_{c_i})      (q': the transformed query)
     MMR:        pick argmax_i (1 - lam) w_i / max w - lam max_{j picked} cos(x_i, x_j)
 """
 import numpy as np
@@ -13,35 +14,25 @@ from numba import njit
 from ._math import FASTMATH, dot
 from .segment import softmax_range
 
-# Where the logits q . x come from (see _softmax_logits).
-GATHER, GATHER_UNIT, FROM_DOT_DISTANCE, FROM_L2_DISTANCE = 0, 1, 2, 3
+# Where the logits come from (see _softmax_logits).
+GATHER, FROM_DISTANCE = 0, 1
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_logits(q, cand, dist, vectors, norms, source, scale, w):
-    """w[i] = softmax over the valid candidates of scale * q . x_cand[i]; -1 gets 0.
+def _softmax_logits(q, cand, dist, vectors, source, scale, w):
+    """w[i] = softmax over the valid candidates of the logits; -1 gets 0.
 
-    q . x is computed from the gathered vectors (GATHER; GATHER_UNIT for unit q and x), or
-    recovered from the search distances without touching the vectors:
-    FROM_DOT_DISTANCE (ip: d = 1 - q.x; cosine: d = 1 - q^.x^) and FROM_L2_DISTANCE
-    (q.x = (|q|^2 + |x|^2 - d) / 2).
+    FROM_DISTANCE: logit = -scale * dist[i] (the search distance: no vector is read);
+    GATHER: logit = scale * q . x_cand[i] (the gathered vector).
     """
-    qscale = scale
-    qn2 = dot(q, q)
-    if source == GATHER_UNIT:
-        qscale = scale / np.sqrt(qn2)
     for i in range(cand.shape[0]):
         c = cand[i]
         if c < 0:
             w[i] = -np.inf
         elif source == GATHER:
-            w[i] = dot(q, vectors[c]) * qscale
-        elif source == GATHER_UNIT:
-            w[i] = dot(q, vectors[c]) * qscale / norms[c]
-        elif source == FROM_DOT_DISTANCE:
-            w[i] = (1 - dist[i]) * scale
+            w[i] = dot(q, vectors[c]) * scale
         else:
-            w[i] = 0.5 * (qn2 + norms[c] * norms[c] - dist[i]) * scale
+            w[i] = -dist[i] * scale
     softmax_range(w, 0, cand.shape[0])
 
 
@@ -92,7 +83,7 @@ def rerank_attention(queries, cand, dist, vectors, norms, source, scale, diversi
     k = out_pos.shape[1]
     for qi in range(start, stop):
         w = wbuf[qi]
-        _softmax_logits(queries[qi], cand[qi], dist[qi], vectors, norms, source, scale, w)
+        _softmax_logits(queries[qi], cand[qi], dist[qi], vectors, source, scale, w)
         _select(cand[qi], w, rbuf[qi], taken[qi], diversity, k, norms, vectors, out_pos[qi])
         for t in range(k):
             out_w[qi, t] = w[out_pos[qi, t]] if out_pos[qi, t] >= 0 else 0

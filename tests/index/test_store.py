@@ -189,7 +189,7 @@ def test_filter_through_hnsw_path(rng, data, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
-@pytest.mark.parametrize("diversity", [0.0, 1e-9])  # 1e-9: the gathering kernel path
+@pytest.mark.parametrize("diversity", [0.0, 1e-9])  # 1e-9: the MMR selection path
 def test_attention_rerank_matches_numpy_reference(rng, data, metric, diversity):
     store = VectorStore(24, metric)
     ids = store.add(data)
@@ -202,12 +202,13 @@ def test_attention_rerank_matches_numpy_reference(rng, data, metric, diversity):
     for i in range(len(q)):
         cand = base.ids[i]
         qi = q[i].astype(np.float64)
-        if metric == "cosine":
+        if metric == "cosine":  # -d / t: the cosine (minus 1) over the temperature
             logits = (X[cand] / np.linalg.norm(X[cand], axis=1, keepdims=True)) @ \
-                (qi / np.linalg.norm(qi))
-        else:
-            logits = X[cand] @ qi
-        logits = logits / (np.sqrt(24) * 0.5)
+                (qi / np.linalg.norm(qi)) / 0.5
+        elif metric == "ip":    # scaled dot-product attention
+            logits = X[cand] @ qi / (np.sqrt(24) * 0.5)
+        else:                   # -||q - x||^2 / (sqrt(D) t)
+            logits = -((X[cand] - qi) ** 2).sum(axis=1) / (np.sqrt(24) * 0.5)
         w = np.exp(logits - logits.max())
         w /= w.sum()
         order = np.argsort(-w, kind="stable")[:5]
@@ -478,3 +479,26 @@ def test_finite_vectors_whose_distances_would_overflow_are_refused(rng):
     for rerank in (None, "attention", "exact"):
         res = store.search(np.stack([big, -big]), 3, rerank=rerank)
         assert np.isfinite(res.distances).all() and np.isfinite(res.scores).all()
+
+
+def test_attention_rerank_defaults_follow_the_metric(rng, data):
+    import warnings
+    for metric in ("l2", "ip", "cosine"):
+        store = VectorStore(24, metric)
+        ids = store.add(data[:500])
+        res = store.search(data[:20], 10, rerank="attention", candidates=100)
+        if metric != "ip":  # l2 and cosine: the query's own vector comes first
+            np.testing.assert_array_equal(res.ids[:, 0], ids[:20])
+        uniform = 1 / 100
+        assert np.median(res.scores[:, 0]) > 1.5 * uniform  # the default discriminates
+    assert AttentionReranker().temperature_for("cosine") == 0.05
+    assert AttentionReranker().temperature_for("l2") == 1.0
+    assert AttentionReranker(temperature=0.3).temperature_for("cosine") == 0.3
+    cosine = VectorStore(24, "cosine")
+    cosine.add(data[:500])
+    with pytest.warns(RuntimeWarning, match="nearly uniform"):
+        cosine.search(data[:5], 10, rerank=AttentionReranker(temperature=1000.0),
+                      candidates=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cosine.search(data[:5], 10, rerank="attention", candidates=100)
