@@ -26,13 +26,15 @@ def median_seconds(fn, *, budget=0.6, min_runs=5, max_runs=500, warmup=2):
     return float(np.median(times))
 
 
-def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000):
+def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000, shuffle=False):
     """Median wall time of each function, measured in alternation (A B C A B C ...).
 
     Alternating makes ratios robust to drifts in machine load, which sequential runs of
     each function would fold into the comparison.  The rounds fill the time ``budget``
     (within [min_runs, max_runs]): a cap of a few hundred rounds would squeeze the runs of
     a 30 us call into 20 ms, where one busy stretch of the machine decides the median.
+    ``shuffle``: each round in a new (seeded) order, for three or more functions of which
+    one disturbs whichever runs next (its thread pool, its cache footprint).
     """
     for fn in fns:
         fn()
@@ -41,11 +43,14 @@ def interleaved_medians(fns, *, budget=1.0, min_runs=5, max_runs=20_000):
         fn()
     rounds = int(min(max(budget / max(time.perf_counter() - t0, 1e-7), min_runs), max_runs))
     times = [[] for _ in fns]
+    order, rng = list(range(len(fns))), np.random.default_rng(0)
     for _ in range(rounds):
-        for fn, ts in zip(fns, times):
+        if shuffle:
+            rng.shuffle(order)
+        for i in order:
             t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
     return [float(np.median(ts)) for ts in times]
 
 

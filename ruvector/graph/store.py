@@ -102,6 +102,8 @@ class GraphStore:
         them) or row indices (``by="index"``).  ``by=None`` reads keys, except integers in a
         store with no integer keys, which are indices.  Unknown keys raise NotFound."""
         choice(by or "auto", "by", ("auto", "key", "index"), error=InvalidInput)
+        if nodes is None:
+            raise InvalidInput("nodes must be a node key or a list of them, got None")
         items = [nodes] if isinstance(nodes, str) or not np.iterable(nodes) else list(nodes)
         if by == "index" or (by is None and items and all(
                 isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in items)

@@ -373,12 +373,14 @@ class VectorStore:
                                                       self._norms, self.metric)
             else:
                 scores = -dist
-            ids = np.where(slots >= 0, self._slot_ids[np.maximum(slots, 0)], -1)
+            pads = slots < 0
+            ids = self._slot_ids[np.where(pads, 0, slots) if pads.any() else slots]
             meta = None if included is None else _metadata.take_rows(included,
                                                                      slots.reshape(-1))
-        scores = np.where(ids >= 0, np.asarray(scores, dtype=np.float32), -np.inf)
-        result = SearchResult(ids.astype(np.int64), dist.astype(np.float32),
-                              scores.astype(np.float32), meta)
+        scores = np.asarray(scores, dtype=np.float32)
+        if pads.any():
+            ids[pads], scores[pads] = -1, -np.inf
+        result = SearchResult(ids, dist.astype(np.float32, copy=False), scores, meta)
         return result._squeeze() if single else result
 
     def _allowed(self, filter):
@@ -416,13 +418,13 @@ class VectorStore:
         return allowed
 
     def _knn(self, q, k, ef, allowed):
+        """(slots (Q, k) int64, distances (Q, k) float32) of the k nearest allowed items,
+        padded with -1 / inf when fewer are allowed."""
         Q = q.shape[0]
-        slots = np.full((Q, k), -1, dtype=np.int64)
-        dist = np.full((Q, k), np.inf, dtype=np.float32)
         n_ok = len(self) if allowed is None else int(allowed.sum())
         k_eff = min(k, n_ok)
         if k_eff == 0:
-            return slots, dist
+            return np.full((Q, k), -1, dtype=np.int64), np.full((Q, k), np.inf, np.float32)
         if allowed is not None and (n_ok <= BRUTE_FORCE_MAX or n_ok < BRUTE_FORCE_SHARE * len(self)):
             return self._brute_force(q, k, np.flatnonzero(allowed))
         hnsw_filter = None if allowed is None else (lambda label: bool(allowed[label]))
@@ -440,8 +442,13 @@ class VectorStore:
             live = np.flatnonzero(self._slot_ids[:self._n_slots] >= 0) if allowed is None \
                 else np.flatnonzero(allowed)
             return self._brute_force(q, k, live)
-        slots[:, :k_eff] = labels.astype(np.int64)
-        dist[:, :k_eff] = np.maximum(d, 0) if self.metric == "l2" else d
+        if self.metric == "l2":  # float32 rounding can give tiny negative squared distances
+            np.maximum(d, 0, out=d)
+        if k_eff == k:           # the common case: hnswlib's arrays are the answer
+            return labels.astype(np.int64, copy=False), d
+        slots = np.full((Q, k), -1, dtype=np.int64)
+        dist = np.full((Q, k), np.inf, dtype=np.float32)
+        slots[:, :k_eff], dist[:, :k_eff] = labels, d
         return slots, dist
 
     def _brute_force(self, q, k, candidate_slots):

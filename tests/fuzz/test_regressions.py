@@ -59,7 +59,10 @@ CASES = {
     "causal as an array": (lambda s, g: rv.scaled_dot_product_attention(
         np.ones((2, 4)), np.ones((2, 4)), np.ones((2, 4)), causal=np.ones(3)), InvalidInput),
     "huge layer width": (lambda s, g: rv.MultiHeadAttention(2**40, 2), InvalidConfig),
-    "subgraph nodes 'x'": (lambda s, g: subgraph_embedding(g, "x"), InvalidInput),
+    "subgraph nodes 'x' (a key not in the store)": (lambda s, g: subgraph_embedding(g, "x"),
+                                                    NotFound),
+    "subgraph nodes 'x' of a feature array": (lambda s, g: subgraph_embedding(
+        np.ones((3, 4)), "x"), InvalidInput),
     "subgraph nodes None": (lambda s, g: subgraph_embedding(g, None), InvalidInput),
     "labels=3": (lambda s, g: g.add_node("z", labels=3), InvalidInput),
     "edge weight 'x'": (lambda s, g: g.add_edge(0, 1, weight="x"), InvalidInput),
