@@ -84,7 +84,8 @@ class AttentionReranker:
         if self.mode == "learned":
             if self.distance.dim != dim:
                 raise InvalidConfig(f"distance dim {self.distance.dim} != store dim {dim}")
-            qt, scale, source = self.distance.transform_queries(queries), 1.0 / t, K.GATHER
+            qt, scale = self.distance.transform_queries(queries), 1.0 / t
+            source = K.GATHER_UNIT if self.distance.normalize else K.GATHER
         else:  # -d(q, x) / tau from the search distances: no vector is read
             tau = t * (1.0 if metric == "cosine" else np.sqrt(dim))
             qt, scale, source = queries, 1.0 / tau, K.FROM_DISTANCE

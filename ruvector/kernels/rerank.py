@@ -5,7 +5,8 @@ gathered row by row inside the kernel: no (Q, C, D) copy is ever built.
 
     attention:  w_i = softmax_i(-scale * d(q, x_{c_i}))   (d: the store's distance, from the
                 search; the caller's scale folds in the temperature)
-    learned:    w_i = softmax_i(scale * q' . x_{c_i})      (q': the transformed query)
+    learned:    w_i = softmax_i(scale * q' . x_{c_i})      (q': the transformed query; x / |x|
+                for a normalising distance)
     MMR:        pick argmax_i (1 - lam) w_i / max w - lam max_{j picked} cos(x_i, x_j)
 """
 import numpy as np
@@ -15,15 +16,16 @@ from ._math import FASTMATH, dot
 from .segment import softmax_range
 
 # Where the logits come from (see _softmax_logits).
-GATHER, FROM_DISTANCE = 0, 1
+GATHER, GATHER_UNIT, FROM_DISTANCE = 0, 1, 2
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_logits(q, cand, dist, vectors, source, scale, w):
+def _softmax_logits(q, cand, dist, vectors, norms, source, scale, w):
     """w[i] = softmax over the valid candidates of the logits; -1 gets 0.
 
     FROM_DISTANCE: logit = -scale * dist[i] (the search distance: no vector is read);
-    GATHER: logit = scale * q . x_cand[i] (the gathered vector).
+    GATHER: logit = scale * q . x_cand[i] (the gathered vector); GATHER_UNIT: the same with
+    the unit vector x / |x|.
     """
     for i in range(cand.shape[0]):
         c = cand[i]
@@ -31,6 +33,8 @@ def _softmax_logits(q, cand, dist, vectors, source, scale, w):
             w[i] = -np.inf
         elif source == GATHER:
             w[i] = dot(q, vectors[c]) * scale
+        elif source == GATHER_UNIT:
+            w[i] = dot(q, vectors[c]) * scale / norms[c]
         else:
             w[i] = -dist[i] * scale
     softmax_range(w, 0, cand.shape[0])
@@ -83,7 +87,7 @@ def rerank_attention(queries, cand, dist, vectors, norms, source, scale, diversi
     k = out_pos.shape[1]
     for qi in range(start, stop):
         w = wbuf[qi]
-        _softmax_logits(queries[qi], cand[qi], dist[qi], vectors, source, scale, w)
+        _softmax_logits(queries[qi], cand[qi], dist[qi], vectors, norms, source, scale, w)
         _select(cand[qi], w, rbuf[qi], taken[qi], diversity, k, norms, vectors, out_pos[qi])
         for t in range(k):
             out_w[qi, t] = w[out_pos[qi, t]] if out_pos[qi, t] >= 0 else 0
