@@ -6,20 +6,50 @@ import sys
 from ..errors import InvalidInput, StorageError
 
 
+def parse_vector(value, what):
+    """An embedding from a table cell or a GraphML attribute: a list of numbers, or text
+    holding a JSON list or numbers separated by spaces or commas."""
+    if value is None or not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        parsed = json.loads(text) if text.startswith("[") else \
+            [float(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise InvalidInput(f"{what}: cannot read a vector from {value[:60]!r}") from None
+    return parsed
+
+
 def _import(args):
     from ..graph import GraphStore
-    paths = args.paths
+    paths, column = args.paths, args.embedding_column
+    extra = None if args.embeddings is None else _load_embeddings(args.embeddings)
     if len(paths) == 2 and paths[0].lower().endswith(".graphml"):
         import networkx as nx
         try:
             G = nx.read_graphml(paths[0])
         except (OSError, ValueError, SyntaxError) as exc:
             raise StorageError(f"cannot read {paths[0]}: {exc}") from None
-        store = GraphStore.from_networkx(G)
+        present = any(column in data for _, data in G.nodes(data=True))
+        vectors = _rows_of(extra, G.number_of_nodes(), args.embeddings, column, present)
+        for i, (key, data) in enumerate(G.nodes(data=True)):
+            if vectors is not None:
+                data[column] = vectors[i]
+            elif column in data:
+                data[column] = parse_vector(data[column], f"node {key!r} {column}")
+        store = GraphStore.from_networkx(G, embedding_attr=column)
     elif len(paths) == 3:
         from .._arrow import read_table
-        store = GraphStore.from_arrow(read_table(paths[0]), read_table(paths[1]),
-                                      key_column=args.key_column,
+        nodes = read_table(paths[0])
+        has = column in nodes.column_names
+        vectors = [parse_vector(v, f"row {i} of {column!r}")
+                   for i, v in enumerate(nodes.column(column).to_pylist())] if has else None
+        vectors = _rows_of(extra, nodes.num_rows, args.embeddings, column, has) or vectors
+        if vectors is not None:
+            nodes = (nodes.drop_columns([column]) if has else nodes).append_column(
+                column, [vectors])
+        store = GraphStore.from_arrow(nodes, read_table(paths[1]),
+                                      key_column=args.key_column, embedding_column=column,
                                       source_column=args.source_column,
                                       target_column=args.target_column,
                                       directed=not args.undirected)
@@ -29,6 +59,29 @@ def _import(args):
     store.save(paths[-1])
     if not args.quiet:
         print(f"imported {store.num_nodes} nodes and {store.num_edges} edges into {paths[-1]}")
+
+
+def _load_embeddings(path):
+    import numpy as np
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from None
+    if emb.ndim != 2:
+        raise InvalidInput(f"{path} must hold an (N, D) array, got shape {emb.shape}")
+    return emb
+
+
+def _rows_of(extra, n, path, column, present):
+    """The rows of the --embeddings array for n nodes (None without one)."""
+    if extra is None:
+        return None
+    if present:
+        raise InvalidInput(f"the nodes already have a {column!r} attribute; drop "
+                           f"--embeddings {path} or rename it with --embedding-column")
+    if extra.shape[0] != n:
+        raise InvalidInput(f"{path} has {extra.shape[0]} rows for {n} nodes")
+    return [row.tolist() for row in extra]
 
 
 def _info(args):
@@ -95,6 +148,13 @@ def register(sub):
                      help="edge source column (default source)")
     imp.add_argument("--target-column", default="target",
                      help="edge target column (default target)")
+    imp.add_argument("--embedding-column", default="embedding",
+                     help="node column (Parquet/Arrow/CSV) or GraphML node attribute holding "
+                     "the embedding: a list of floats, or text with a JSON list or numbers "
+                     "separated by spaces or commas (default embedding)")
+    imp.add_argument("--embeddings", metavar="FILE.npy",
+                     help="node embeddings as an (N, D) .npy array, row i for the i-th node "
+                     "of the node table or GraphML file (e.g. for CSV input)")
     imp.add_argument("--undirected", action="store_true", help="store the edges both ways")
     imp.add_argument("--quiet", action="store_true", help="no summary line")
     imp.set_defaults(func=_import)

@@ -84,6 +84,38 @@ def test_import_csv_and_graphml(tmp_path, capsys):
     assert g.query("MATCH (a:P)-[r:R]->(b) RETURN a.age, b.key").rows == [(3, "v")]
 
 
+def test_import_reads_embeddings_from_a_column_graphml_or_npy(tmp_path, capsys):
+    vectors = [[1.0, 0.0], [0.6, 0.8]]
+    pq.write_table(pa.table({"key": ["x", "y"], "vec": vectors}), tmp_path / "n.parquet")
+    pcsv.write_csv(pa.table({"key": ["x", "y"], "vec": ["[1, 0]", "0.6 0.8"]}),
+                   tmp_path / "n.csv")
+    pcsv.write_csv(pa.table({"key": ["x", "y"]}), tmp_path / "plain.csv")
+    pcsv.write_csv(pa.table({"source": ["x"], "target": ["y"]}), tmp_path / "e.csv")
+    np.save(tmp_path / "emb.npy", np.array(vectors))
+    for i, (files, options) in enumerate([
+            (["n.parquet", "e.csv"], ["--embedding-column", "vec"]),
+            (["n.csv", "e.csv"], ["--embedding-column", "vec"]),
+            (["plain.csv", "e.csv"], ["--embeddings", str(tmp_path / "emb.npy")])]):
+        assert cli.main(["graph", "import", *[str(tmp_path / f) for f in files],
+                         str(tmp_path / f"g{i}"), *options, "--quiet"]) == 0
+        g = GraphStore.load(tmp_path / f"g{i}")
+        np.testing.assert_allclose(g.features, vectors, rtol=1e-6)
+    G = nx.DiGraph([("x", "y")])
+    G.nodes["x"]["vec"], G.nodes["y"]["vec"] = "1 0", "[0.6, 0.8]"
+    nx.write_graphml(G, tmp_path / "v.graphml")
+    assert cli.main(["graph", "import", str(tmp_path / "v.graphml"), str(tmp_path / "gv"),
+                     "--embedding-column", "vec", "--quiet"]) == 0
+    np.testing.assert_allclose(GraphStore.load(tmp_path / "gv").features, vectors, rtol=1e-6)
+    np.save(tmp_path / "short.npy", np.ones((1, 2)))
+    assert cli.main(["graph", "import", str(tmp_path / "plain.csv"), str(tmp_path / "e.csv"),
+                     str(tmp_path / "bad"), "--embeddings", str(tmp_path / "short.npy")]) == 2
+    assert "1 rows for 2 nodes" in capsys.readouterr().err
+    pcsv.write_csv(pa.table({"key": ["x"], "embedding": ["a b"]}), tmp_path / "text.csv")
+    assert cli.main(["graph", "import", str(tmp_path / "text.csv"), str(tmp_path / "e.csv"),
+                     str(tmp_path / "bad2")]) == 2
+    assert "cannot read a vector" in capsys.readouterr().err
+
+
 def test_bench_query_small(capsys, monkeypatch):
     from benchmarks import query as bench_query
     small_attend = bench_query.bench_attend
