@@ -45,16 +45,17 @@ class LockedError(StorageError):
 
 
 class QueryError(RuvectorError, ValueError):
-    """A query that cannot be run (unknown name, bad parameter, misuse of an aggregate...)."""
-
-
-class QuerySyntaxError(QueryError):
-    """A query that does not parse; carries ``line`` and ``column`` (1-based)."""
+    """A query that cannot be run (unknown name, bad parameter, misuse of an aggregate...);
+    ``line`` and ``column`` (1-based) locate it in the query text when known."""
 
     def __init__(self, message, line=None, column=None):
         super().__init__(message)
         self.line = line
         self.column = column
+
+
+class QuerySyntaxError(QueryError):
+    """A query that does not parse; carries ``line`` and ``column`` (1-based)."""
 
 
 class QueryLimitExceeded(QueryError):

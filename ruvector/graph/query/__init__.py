@@ -7,6 +7,7 @@ snapshot or anything with an ``arrays()`` method, such as a GraphStore) and proj
 RETURN clause.  See README "Graph queries".
 """
 import math
+import time
 
 import numpy as np
 
@@ -47,22 +48,36 @@ def _check_params(params):
     return dict(params)
 
 
-def prepare(graph, text, params=None, pushdown=True):
-    """(query, plan, evaluator) for a query text."""
-    query = parse(text)
+def prepare(graph, query, params=None, pushdown=True):
+    """(plan, evaluator) for one parsed query (an ``ast.Query``)."""
     params = _check_params(params)
     view = GraphView.of(graph)
     kinds, names = analyse(query, params)
     evaluate = Evaluator(view, params, kinds, {})
     plan = build_plan(query, kinds, names, view, evaluate.constant, pushdown)
     evaluate.paths = plan.paths
-    return query, plan, evaluate
+    return plan, evaluate
 
 
-def _run_steps(steps, frame, ctx):
-    for step in steps:                   # empty frames still run: every slot gets a column
-        frame = run_expand(step, frame, ctx) if isinstance(step, Expand) else \
-            run_scan(step, frame, ctx)
+def _run_steps(steps, frame, ctx, first=0):
+    """Run ``steps`` (numbered from ``first`` in the plan) on ``frame``."""
+    for i, step in enumerate(steps, first):  # empty frames still run: every slot gets a column
+        frame = _profiled(ctx, i, lambda step=step, frame=frame: (
+            run_expand(step, frame, ctx) if isinstance(step, Expand) else
+            run_scan(step, frame, ctx)))
+    return frame
+
+
+def _profiled(ctx, i, run):
+    """``run()``, adding its rows, expansions and milliseconds to step i under PROFILE."""
+    if ctx.profile is None:
+        return run()
+    edges, t0 = ctx.stats["edges_scanned"], time.perf_counter()
+    frame = run()
+    entry = ctx.profile[i]
+    entry["rows"] += frame.n
+    entry["expansions"] += ctx.stats["edges_scanned"] - edges
+    entry["ms"] = round(entry["ms"] + 1000 * (time.perf_counter() - t0), 3)
     return frame
 
 
@@ -70,9 +85,53 @@ def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000
               max_memory=MAX_MEMORY, pushdown=True):
     """Run a query; see :meth:`ruvector.graph.GraphStore.query`."""
     _check_limits(max_hops, max_expansions, timeout, max_memory)
-    query, plan, evaluate = prepare(graph, text, params, pushdown)
-    ctx = Context(evaluate, evaluate.view, plan.kinds, int(max_hops), int(max_expansions),
-                  timeout, int(max_memory))
+    parsed = parse(text)
+    limits = (int(max_hops), int(max_expansions), timeout, int(max_memory))
+    if isinstance(parsed, ast.Union):
+        return _run_union(parsed, graph, params, limits, pushdown)
+    return _run_single(parsed, graph, params, limits, pushdown)
+
+
+def _run_union(union, graph, params, limits, pushdown):
+    """The parts' rows one after the other (UNION: each distinct row once); the parts must
+    return the same column names, as in Cypher."""
+    parts = [_run_single(q, graph, params, limits, pushdown) for q in union.queries]
+    columns = parts[0].columns
+    for i, part in enumerate(parts[1:], 2):
+        if part.columns != columns:
+            raise QueryError(f"UNION parts must return the same columns: part 1 returns "
+                             f"{columns}, part {i} {part.columns}")
+    rows = [row for part in parts for row in part.rows]
+    if not union.all:
+        seen, unique = set(), []
+        for row in rows:
+            key = tuple(V.hashable(v) for v in row)
+            if key not in seen:
+                seen.add(key)
+                unique.append(row)
+        rows = unique
+    stats = {k: sum(p.stats.get(k, 0) for p in parts)
+             for k in ("nodes_expanded", "edges_scanned", "ms")}
+    plans = [p.plan for p in parts if p.plan is not None]
+    sep = "\nUNION ALL\n" if union.all else "\nUNION\n"
+    if union.queries[0].mode == "explain":
+        rows = [(line,) for line in sep.join(plans).splitlines()]
+    stats["rows"] = len(rows)
+    return QueryResult(columns, rows, stats, plan=sep.join(plans) if plans else None)
+
+
+def _run_single(query, graph, params, limits, pushdown):
+    max_hops, max_expansions, timeout, max_memory = limits
+    plan, evaluate = prepare(graph, query, params, pushdown)
+    if query.mode == "explain":
+        lines = plan.describe().splitlines()
+        return QueryResult(["plan"], [(line,) for line in lines], {"rows": len(lines)},
+                           plan="\n".join(lines))
+    ctx = Context(evaluate, evaluate.view, plan.kinds, max_hops, max_expansions, timeout,
+                  max_memory)
+    if query.mode == "profile":
+        ctx.profile = [{"step": s.describe().split("\n")[0], "rows": 0, "expansions": 0,
+                        "ms": 0.0} for s in plan.steps]
     start = Frame(1)
     if query.attend is not None:
         ctx.attend = attend_setup(query.attend, evaluate, evaluate.view, evaluate.params)
@@ -89,7 +148,13 @@ def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000
     columns, rows = project(query, frame, evaluate)
     ctx.stats["rows"] = len(rows)
     ctx.stats["ms"] = round(ctx.elapsed_ms(), 3)
-    return QueryResult(columns, rows, ctx.stats)
+    if ctx.profile is None:
+        return QueryResult(columns, rows, ctx.stats)
+    ctx.stats["profile"] = ctx.profile
+    table = [f"  {i + 1}. {p['step']}: {p['rows']} rows, {p['expansions']} expansions, "
+             f"{p['ms']:.3f} ms" for i, p in enumerate(ctx.profile)]
+    return QueryResult(columns, rows, ctx.stats, plan="\n".join(
+        ["Profile:", *table, f"  total: {len(rows)} rows, {ctx.stats['ms']:.3f} ms"]))
 
 
 def _run_chunked(plan, start, ctx, needed):
@@ -107,17 +172,20 @@ def _run_chunked(plan, start, ctx, needed):
         pos, size = pos + len(chunk), size * 2
         if budgeted:  # the last step stops once the rows exist
             ctx.row_budget = (last, needed - have)
-        frame = ctx.keep(_run_steps(rest, run_scan(first, start, ctx, chunk), ctx),
-                         plan.residual)
+        scanned = _profiled(ctx, 0, lambda chunk=chunk: run_scan(first, start, ctx, chunk))
+        frame = ctx.keep(_run_steps(rest, scanned, ctx, first=1), plan.residual)
         frames.append(frame)
         have += frame.n
     return Frame.concat(frames, start)
 
 
 def explain(graph, text, params=None):
-    """The plan of a query as text."""
-    query, plan, _ = prepare(graph, text, params)
-    return plan.describe()
+    """The plan of a query as text (of each part of a UNION)."""
+    parsed = parse(text)
+    if isinstance(parsed, ast.Union):
+        return ("\nUNION ALL\n" if parsed.all else "\nUNION\n").join(
+            prepare(graph, q, params)[0].describe() for q in parsed.queries)
+    return prepare(graph, parsed, params)[0].describe()
 
 
 __all__ = ["run_query", "explain", "parse", "QueryResult", "ast"]

@@ -22,6 +22,8 @@ class Param(Expr):
 @dataclass(frozen=True)
 class Var(Expr):
     name: str
+    line: Optional[int] = field(default=None, compare=False)    # where the query names it
+    column: Optional[int] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Unary(Expr):
 
 @dataclass(frozen=True)
 class Binary(Expr):
-    """op: = <> < <= > >= + - * / % AND OR XOR IN STARTS_WITH ENDS_WITH CONTAINS."""
+    """op: = <> < <= > >= =~ + - * / % AND OR XOR IN STARTS_WITH ENDS_WITH CONTAINS."""
     op: str
     left: Expr
     right: Expr
@@ -132,6 +134,14 @@ class Query:
     order_by: tuple = ()
     skip: Any = None                   # int, Param or None
     limit: Any = None
+    mode: str = "run"                  # "run", "explain" (plan only) or "profile"
+
+
+@dataclass(frozen=True)
+class Union:
+    """``q1 UNION [ALL] q2 ...``: the parts' rows together (deduplicated unless ALL)."""
+    queries: tuple
+    all: bool = False
 
 
 AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "collect"})

@@ -24,6 +24,7 @@ class Context:
         self.t0 = time.perf_counter()
         self.stats = {"nodes_expanded": 0, "edges_scanned": 0, "rows": 0, "ms": 0.0}
         self.attend = None                  # (Q (G, D) float32, q slot or None, scale, k)
+        self.profile = None                 # per-step rows / expansions / ms under PROFILE
         self.row_budget = None              # (step, rows wanted): LIMIT push-down into the
                                             # last step (variable-length or cartesian)
 

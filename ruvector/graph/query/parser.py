@@ -3,6 +3,7 @@
 Errors are :class:`QuerySyntaxError` with 1-based line/column and a caret under the
 offending token; nothing else escapes (size and nesting limits included)."""
 import re
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 
@@ -99,7 +100,9 @@ def _build_transformer():
             return _unquote_name(items[0])
 
         def variable(self, items):
-            return A.Var(_unquote_name(items[0]))
+            token = items[0]
+            return A.Var(_unquote_name(token), getattr(token, "line", None),
+                         getattr(token, "column", None))
 
         def count_star(self, items):
             if str(items[0]).lower() != "count":
@@ -290,8 +293,22 @@ def _build_transformer():
         def limit_clause(self, items):
             return ("limit", items[-1])
 
+        def union_op(self, items):
+            return ("union", any(_is_token(x, "ALL") for x in items))
+
         def start(self, items):
-            parts = {x[0]: x for x in items}
+            mode = next((str(x).lower() for x in items if _is_token(x, "EXPLAIN")
+                         or _is_token(x, "PROFILE")), "run")
+            queries = [replace(q, mode=mode) for q in items if isinstance(q, A.Query)]
+            ops = {flag for x in items if isinstance(x, tuple) for flag in x[1:]}
+            if len(queries) == 1:
+                return queries[0]
+            if len(ops) > 1:
+                raise QueryError("UNION and UNION ALL cannot be mixed in one query")
+            return A.Union(tuple(queries), ops.pop())
+
+        def single_query(self, items):
+            parts = {x[0]: x for x in items if isinstance(x, tuple)}
             _, returns, distinct = parts["return"]
             return A.Query(
                 patterns=parts["match"][1],
@@ -326,9 +343,36 @@ def _syntax_error(text, exc):
     else:
         what = f"unexpected character {text[exc.pos_in_stream]!r}" \
             if getattr(exc, "pos_in_stream", None) is not None else "invalid input"
+    expected = _expected(getattr(exc, "expected", None) or getattr(exc, "allowed", None))
     src = text.split("\n")[line - 1] if text else ""
     caret = " " * (max(col, 1) - 1) + "^"
-    return QuerySyntaxError(f"{what} at line {line}, column {col}\n  {src}\n  {caret}", line, col)
+    return QuerySyntaxError(f"{what} at line {line}, column {col}{expected}\n  {src}\n  "
+                            f"{caret}", line, col)
+
+
+_TERMINAL_WORDS = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+                   "STRING": "a string", "COMP_OP": "a comparison", "ADD_OP": "+ or -",
+                   "MUL_OP": "*, / or %"}
+
+
+def _expected(names):
+    """'; expected one of: ...' for the terminals the parser would have accepted."""
+    if not names:
+        return ""
+    shown = set()
+    for t in _lark().terminals:
+        if t.name not in names or t.name in ("WS", "COMMENT"):
+            continue
+        if t.name in _TERMINAL_WORDS:
+            shown.add(_TERMINAL_WORDS[t.name])
+        elif t.pattern.type == "str":
+            value = t.pattern.value
+            shown.add(value.upper() if "i" in t.pattern.flags else repr(value))
+    if not shown:
+        return ""
+    ordered = sorted(shown, key=lambda s: (s[0].isalpha() and s.islower(), s))
+    return "; expected " + (ordered[0] if len(ordered) == 1 else
+                            "one of " + ", ".join(ordered))
 
 
 def _int_token(token):

@@ -142,7 +142,9 @@ def slot_names(query):
 def check_expression(expr, kinds, where, aggregates_ok=False):
     for node in A.walk(expr):
         if isinstance(node, A.Var) and node.name not in kinds:
-            raise QueryError(f"unknown variable {node.name!r} in {where}")
+            at = f" at line {node.line}, column {node.column}" if node.line else ""
+            raise QueryError(f"unknown variable {node.name!r} in {where}{at}", node.line,
+                             node.column)
         if isinstance(node, A.Call):
             if node.name not in FUNCTIONS:
                 raise QueryError(f"unknown function {node.name}() in {where}")

@@ -3,10 +3,14 @@ import json
 
 
 class QueryResult:
-    def __init__(self, columns, rows, stats):
+    """``columns``, ``rows`` (tuples), ``stats`` and, for EXPLAIN / PROFILE queries, the
+    ``plan`` as text (PROFILE: with rows, expansions and ms per step)."""
+
+    def __init__(self, columns, rows, stats, plan=None):
         self.columns = list(columns)
         self.rows = list(rows)
         self.stats = dict(stats)
+        self.plan = plan
 
     def __len__(self):
         return len(self.rows)

@@ -6,6 +6,7 @@ object array with ``None`` for null.  Fast paths use NumPy directly on numeric c
 general path maps the scalar rule over object arrays (``np.frompyfunc``).
 """
 import math
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -169,7 +170,16 @@ def _string_rule(test):
     return rule
 
 
+@lru_cache(maxsize=256)
+def _regex(pattern):
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise QueryError(f"=~ needs a valid regular expression, {pattern!r}: {exc}") from None
+
+
 RULES.update({
+    "=~": _string_rule(lambda a, b: _regex(b).fullmatch(a) is not None),
     "STARTS_WITH": _string_rule(str.startswith),
     "ENDS_WITH": _string_rule(str.endswith),
     "CONTAINS": _string_rule(lambda a, b: b in a),

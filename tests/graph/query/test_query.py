@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ruvector.errors import QueryError, QueryLimitExceeded
+from ruvector.errors import QueryError, QueryLimitExceeded, QuerySyntaxError
 from ruvector.graph import GraphStore
 from ruvector.graph.query import run_query
 
@@ -569,3 +569,61 @@ def test_limit_is_pushed_into_a_last_cartesian_scan():
     assert len(res.rows) == 1 and res.stats["edges_scanned"] < 1000
     res = g.query("MATCH (a), (b) WHERE b.key > 19990 RETURN a, b LIMIT 5")
     assert len(res.rows) == 5 and all(b > 19990 for _, b in res.rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="abAB.-", max_size=5), min_size=1, max_size=8),
+       st.sampled_from(["a.*", "[ab]+", ".", "A|b", "(ab)*", "a?b?", ".*-.*", "\\\\."]))
+def test_regex_match_is_a_full_match_as_in_cypher(names, pattern):
+    import re
+    g = GraphStore()
+    for i, name in enumerate(names):
+        g.add_node(i, name=name)
+    got = sorted(r[0] for r in g.query("MATCH (n) WHERE n.name =~ $p RETURN n.key",
+                                       {"p": pattern}).rows)
+    assert got == [i for i, n in enumerate(names) if re.fullmatch(pattern, n)]
+    assert g.query("MATCH (n) RETURN n.missing =~ 'x' AS m LIMIT 1").rows == [(None,)]
+    with pytest.raises(QueryError, match="regular expression"):
+        g.query("MATCH (n) WHERE n.name =~ '(' RETURN n")
+
+
+def test_explain_and_profile_prefixes(people):
+    text = "MATCH (a:Person)-[:KNOWS]->(b) WHERE b.age > 3 RETURN a.key, b.key"
+    explained = people.query("EXPLAIN " + text)
+    assert explained.columns == ["plan"] and explained.plan == people.explain(text)
+    assert [r[0] for r in explained.rows] == explained.plan.splitlines()
+    plain = people.query(text)
+    profiled = people.query("profile " + text)
+    assert sorted(profiled.rows) == sorted(plain.rows)
+    steps = profiled.stats["profile"]
+    numbered = [line for line in explained.plan.splitlines() if line[2:3].isdigit()]
+    assert [s["step"] for s in steps] == [line.split(". ", 1)[1] for line in numbered]
+    assert sum(s["expansions"] for s in steps) == profiled.stats["edges_scanned"]
+    assert steps[-1]["rows"] == len(plain.rows)
+    assert "rows," in profiled.plan and "expansions" in profiled.plan
+
+
+def test_union_and_union_all_against_their_parts(people):
+    a = "MATCH (x)-[:KNOWS]->(y) RETURN y.key AS k"
+    b = "MATCH (x {key: 'ann'})-->(y) RETURN y.key AS k"
+    rows_a, rows_b = people.query(a).rows, people.query(b).rows
+    both = people.query(f"{a} UNION ALL {b}").rows
+    assert Counter(both) == Counter(rows_a) + Counter(rows_b)
+    union = people.query(f"{a} UNION {b}").rows
+    assert len(union) == len(set(union)) and set(union) == set(rows_a) | set(rows_b)
+    with pytest.raises(QueryError, match="same columns"):
+        people.query(f"{a} UNION MATCH (x) RETURN x.key AS other")
+    with pytest.raises(QueryError, match="cannot be mixed"):
+        people.query(f"{a} UNION {b} UNION ALL {a}")
+    assert "UNION" in people.explain(f"{a} UNION {b}")
+
+
+def test_errors_say_where_and_what_was_expected(people):
+    with pytest.raises(QueryError) as info:
+        people.query("MATCH (a)\nWHERE c.age > 1 RETURN a")
+    assert (info.value.line, info.value.column) == (2, 7) and "line 2, column 7" in \
+        str(info.value)
+    with pytest.raises(QuerySyntaxError, match=r"expected one of '\)', ':', '\{'"):
+        people.query("MATCH (a RETURN a")
+    with pytest.raises(QuerySyntaxError, match="expected a name"):
+        people.query("MATCH (a)-[r:]->(b) RETURN a")
