@@ -120,6 +120,8 @@ def _query(args):
         return
     res = store.query(args.query, params, max_hops=args.max_hops,
                       max_expansions=args.max_expansions, timeout=args.timeout)
+    if res.plan is not None and res.columns != ["plan"]:  # PROFILE: the figures per step
+        print(res.plan, file=sys.stderr)
     if args.out:
         import pyarrow.parquet as pq
         tmp = args.out + ".tmp"
