@@ -91,6 +91,7 @@ class RelPattern:
     max_hops: Optional[int] = 1        # None: unbounded (capped by max_hops at run time)
     var_length: bool = False
     properties: tuple = ()
+    shortest: Optional[str] = None     # "one" (shortestPath) or "all" (allShortestPaths)
 
 
 @dataclass(frozen=True)

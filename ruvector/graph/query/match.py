@@ -158,6 +158,8 @@ def _attend(parents, cand_nodes, frame, ctx):
 def run_expand(step, frame, ctx):
     adjacency = ctx.view.adjacency(step.direction, step.rel.types)
     if step.rel.var_length:
+        if step.rel.shortest:
+            return _expand_shortest(step, frame, adjacency, ctx)
         if ctx.row_budget is not None and ctx.row_budget[0] is step:
             return _expand_var_until(step, frame, adjacency, ctx, ctx.row_budget[1])
         return _expand_var(step, frame, adjacency, ctx)
@@ -247,6 +249,43 @@ def _expand_var(step, frame, adjacency, ctx):
     if not emitted:                      # an empty frame with the step's columns
         emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi,
                              None if hop_w is None else hop_w[:0], prod_w[:0], ctx))
+    return Frame.concat(emitted, frame)
+
+
+def _expand_shortest(step, frame, adjacency, ctx):
+    """shortestPath / allShortestPaths: breadth first from every row's start node; a node is
+    reached only at its smallest depth (so every path is simple), and a row is emitted for
+    each end node that passes the step's constraints at a depth within min..max: one path
+    per (row, end node) for shortestPath (the first found), every shortest one for all."""
+    if ctx.attend is not None:
+        raise QueryError("ATTEND cannot steer shortestPath / allShortestPaths")
+    hi = _hop_limit(step, ctx)
+    n = ctx.view.num_nodes
+    parents = np.arange(frame.n)
+    cur = frame.cols[step.src]
+    path = np.zeros((frame.n, 0), np.int64)
+    seen = parents * n + cur             # (row, node) pairs reached so far
+    emitted = []
+    for h in range(0, hi + 1):
+        if h:
+            rows, nodes, edges = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
+            keys = parents[rows] * n + nodes
+            fresh = ~np.isin(keys, seen)
+            if step.rel.shortest == "one":  # one path per (row, node): the first found
+                _, first = np.unique(keys[fresh], return_index=True)
+                pick = np.flatnonzero(fresh)[np.sort(first)]
+            else:
+                pick = np.flatnonzero(fresh)
+            rows, nodes, edges = rows[pick], nodes[pick], edges[pick]
+            seen = np.union1d(seen, keys[pick])
+            parents, cur = parents[rows], nodes
+            path = np.concatenate([path[rows], edges[:, None]], axis=1)
+        if h >= step.rel.min_hops and len(cur):
+            emitted.append(_emit(step, frame, parents, cur, path, hi, None, None, ctx))
+        if not len(cur):
+            break
+    if not emitted:
+        emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi, None, None, ctx))
     return Frame.concat(emitted, frame)
 
 

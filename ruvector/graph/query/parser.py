@@ -247,6 +247,13 @@ def _build_transformer():
             if _is_token(items[0], "NAME"):
                 path_var = _unquote_name(items[0])
                 items = items[1:]
+            if _is_token(items[0], "SHORTEST"):
+                kind = "all" if str(items[0]).lower().startswith("all") else "one"
+                rel = items[2]
+                if not rel.var_length:
+                    raise QueryError(f"{items[0]} needs a variable-length relationship, "
+                                     "e.g. -[*..10]-")
+                items = [items[1], replace(rel, shortest=kind), items[3]]
             return A.PathPattern(tuple(items[0::2]), tuple(items[1::2]), path_var)
 
         # -- clauses ---------------------------------------------------------------------------

@@ -51,6 +51,8 @@ class Expand:
         hops = ""
         if self.rel.var_length:
             hops = f"*{self.rel.min_hops}..{'' if self.rel.max_hops is None else self.rel.max_hops}"
+            if self.rel.shortest:
+                hops += " shortest" if self.rel.shortest == "one" else " all shortest"
         types = ":" + "|".join(self.rel.types) if self.rel.types else ""
         into = " (join on bound node)" if self.dst_bound else ""
         att = " ATTEND top-k" if self.attend else ""

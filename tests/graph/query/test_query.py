@@ -627,3 +627,24 @@ def test_errors_say_where_and_what_was_expected(people):
         people.query("MATCH (a RETURN a")
     with pytest.raises(QuerySyntaxError, match="expected a name"):
         people.query("MATCH (a)-[r:]->(b) RETURN a")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.integers(1, 4))
+def test_shortest_paths_agree_with_networkx(seed, directed, max_hops):
+    G = nx.gnp_random_graph(12, 0.2, seed=seed, directed=directed)
+    g = GraphStore.from_networkx(G)
+    arrow = "->" if directed else "-"
+    for s in range(0, 12, 3):
+        lengths = nx.single_source_shortest_path_length(G, s, cutoff=max_hops)
+        res = g.query(f"MATCH p = shortestPath((a {{key: $s}})-[*..{max_hops}]{arrow}(b)) "
+                      "RETURN b.key, length(p), p", {"s": s})
+        got = {b: n for b, n, _ in res.rows}
+        assert got == {t: d for t, d in lengths.items() if t != s}
+        for b, n, p in res.rows:                  # each a real path of that length
+            assert p["nodes"][0] == s and p["nodes"][-1] == b and len(p["relationships"]) == n
+            assert all(G.has_edge(u, v) for u, v in zip(p["nodes"], p["nodes"][1:]))
+        for t in (t for t in lengths if t != s):
+            count = g.query(f"MATCH p = allShortestPaths((a {{key: $s}})-[*..{max_hops}]"
+                            f"{arrow}(b {{key: $t}})) RETURN count(*)", {"s": s, "t": t})
+            assert count.rows == [(len(list(nx.all_shortest_paths(G, s, t))),)]
