@@ -30,16 +30,21 @@ def read_table(path):
                        f"(use .npy or one of {TABLE_SUFFIXES})")
 
 
+def load_matrix(path):
+    """The 2-D array of a .npy file (no pickles); StorageError / InvalidInput otherwise."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from None
+    if arr.ndim != 2:
+        raise InvalidInput(f"{path} must hold a 2-D (N, D) array, got shape {arr.shape}")
+    return arr
+
+
 def read_vectors(path, vector_column="vector"):
     """(vectors (N, D) float32, table or None) from .npy or a table file."""
     if str(path).lower().endswith(".npy"):
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise StorageError(f"cannot read {path}: {exc}") from None
-        if arr.ndim != 2:
-            raise InvalidInput(f"{path} must hold a 2-D array, got shape {arr.shape}")
-        return np.ascontiguousarray(arr, dtype=np.float32), None
+        return np.ascontiguousarray(load_matrix(path), dtype=np.float32), None
     table = read_table(path)
     if vector_column not in table.column_names:
         raise InvalidInput(f"{path} has no column {vector_column!r} (columns: "

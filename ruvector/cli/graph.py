@@ -21,9 +21,10 @@ def parse_vector(value, what):
 
 
 def _import(args):
+    from .._arrow import load_matrix, read_table
     from ..graph import GraphStore
     paths, column = args.paths, args.embedding_column
-    extra = None if args.embeddings is None else _load_embeddings(args.embeddings)
+    extra = None if args.embeddings is None else load_matrix(args.embeddings)
     if len(paths) == 2 and paths[0].lower().endswith(".graphml"):
         import networkx as nx
         try:
@@ -39,7 +40,6 @@ def _import(args):
                 data[column] = parse_vector(data[column], f"node {key!r} {column}")
         store = GraphStore.from_networkx(G, embedding_attr=column)
     elif len(paths) == 3:
-        from .._arrow import read_table
         nodes = read_table(paths[0])
         has = column in nodes.column_names
         vectors = [parse_vector(v, f"row {i} of {column!r}")
@@ -59,17 +59,6 @@ def _import(args):
     store.save(paths[-1])
     if not args.quiet:
         print(f"imported {store.num_nodes} nodes and {store.num_edges} edges into {paths[-1]}")
-
-
-def _load_embeddings(path):
-    import numpy as np
-    try:
-        emb = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read {path}: {exc}") from None
-    if emb.ndim != 2:
-        raise InvalidInput(f"{path} must hold an (N, D) array, got shape {emb.shape}")
-    return emb
 
 
 def _rows_of(extra, n, path, column, present):

@@ -206,21 +206,29 @@ def test_second_writer_is_refused(rng, tmp_path):
     store.save(path)  # released
 
 
-CHILD = """
-import sys
+SAVER = """
+import itertools, sys
 import numpy as np
 from ruvector.index import VectorStore
-path = sys.argv[1]
+path, na, nb, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(0)
 a, b = VectorStore(16, "l2"), VectorStore(16, "l2")
-a.add(rng.standard_normal((3000, 16)), metadata=[{"v": "a"}] * 3000)
-b.add(rng.standard_normal((4000, 16)), metadata=[{"v": "b"}] * 4000)
+a.add(rng.standard_normal((na, 16)), metadata=[{"v": "a"}] * na)
+b.add(rng.standard_normal((nb, 16)), metadata=[{"v": "b"}] * nb)
 a.save(path)
 print("ready", flush=True)
-while True:
+for _ in range(rounds) if rounds else itertools.count():  # 0 rounds: until killed
     b.save(path)
     a.save(path)
 """
+
+
+def _saver(path, na, nb, rounds):
+    """A process saving two states (na items tagged a, nb tagged b) in turn into ``path``."""
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SAVER), str(path), str(na),
+                             str(nb), str(rounds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_kill_during_save_leaves_a_loadable_state(tmp_path):
@@ -228,9 +236,7 @@ def test_kill_during_save_leaves_a_loadable_state(tmp_path):
     path = tmp_path / "s"
     rng = np.random.default_rng(1)
     for delay in [0.0, 0.013, 0.031, 0.057, 0.09, 0.15, 0.23]:
-        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD), str(path)],
-                                stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
+        proc = _saver(path, 3000, 4000, 0)
         time.sleep(delay + rng.random() * 0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -241,29 +247,10 @@ def test_kill_during_save_leaves_a_loadable_state(tmp_path):
         assert tag == ("a" if len(store) == 3000 else "b")
 
 
-SAVER = """
-import sys
-import numpy as np
-from ruvector.index import VectorStore
-path, rounds = sys.argv[1], int(sys.argv[2])
-rng = np.random.default_rng(0)
-a, b = VectorStore(16, "l2"), VectorStore(16, "l2")
-a.add(rng.standard_normal((1500, 16)), metadata=[{"v": "a"}] * 1500)
-b.add(rng.standard_normal((2000, 16)), metadata=[{"v": "b"}] * 2000)
-a.save(path)
-print("ready", flush=True)
-for _ in range(rounds):
-    b.save(path)
-    a.save(path)
-"""
-
-
 def test_loads_during_another_process_saves_always_succeed(tmp_path):
     path = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SAVER), str(path), "60"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = _saver(path, 1500, 2000, 60)
     try:
-        assert proc.stdout.readline().strip() == "ready"
         loads = 0
         while proc.poll() is None:
             store = VectorStore.load(path)

@@ -224,7 +224,43 @@ def _edge_props_ok(step, edges, ctx):
 
 def _expand_var(step, frame, adjacency, ctx):
     """Variable-length hops: the frontier grows one edge at a time (edges unique per path
-    and against the rest of the match); rows of length min..max are emitted."""
+    and against the rest of the match); rows of length min..max are emitted.  With ATTEND
+    each hop keeps the top-k candidates of every partial match."""
+    if ctx.attend is None:
+        return _breadth_first(step, frame, adjacency, ctx, lambda *hop: hop[:3] + (None,))
+
+    def attend(rows, nodes, edges, parents, cur):
+        sub = Frame(len(cur), {k: v[parents] for k, v in frame.cols.items()})
+        kept, w = _attend(rows, nodes, sub, ctx)
+        return rows[kept], nodes[kept], edges[kept], w
+    return _breadth_first(step, frame, adjacency, ctx, attend)
+
+
+def _expand_shortest(step, frame, adjacency, ctx):
+    """shortestPath / allShortestPaths: breadth first from every row's start node; a node is
+    reached only at its smallest depth (so every path is simple), and a row is emitted for
+    each end node that passes the step's constraints at a depth within min..max: one path
+    per (row, end node) for shortestPath (the first found), every shortest one for all."""
+    if ctx.attend is not None:
+        raise QueryError("ATTEND cannot steer shortestPath / allShortestPaths")
+    n = ctx.view.num_nodes
+    seen = [np.arange(frame.n) * n + frame.cols[step.src]]  # (row, node) pairs reached
+
+    def first_visits(rows, nodes, edges, parents, cur):
+        keys = parents[rows] * n + nodes
+        fresh = ~np.isin(keys, seen[0])
+        pick = np.flatnonzero(fresh)
+        if step.rel.shortest == "one":  # one path per (row, node): the first found
+            pick = pick[np.sort(np.unique(keys[pick], return_index=True)[1])]
+        seen[0] = np.union1d(seen[0], keys[pick])
+        return rows[pick], nodes[pick], edges[pick], None
+    return _breadth_first(step, frame, adjacency, ctx, first_visits)
+
+
+def _breadth_first(step, frame, adjacency, ctx, prune):
+    """Paths grown one hop at a time from every row's start node, up to the hop limit;
+    ``prune(rows, nodes, edges, parents, cur)`` filters each hop's extensions and returns
+    them with their ATTEND weights (or None).  Rows of length min..max are emitted."""
     hi = _hop_limit(step, ctx)
     parents = np.arange(frame.n)
     cur = frame.cols[step.src]
@@ -234,11 +270,9 @@ def _expand_var(step, frame, adjacency, ctx):
     emitted = []
     for h in range(0, hi + 1):
         if h:
-            rows, nodes, edges = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
-            if ctx.attend is not None:
-                sub = Frame(len(cur), {k: v[parents] for k, v in frame.cols.items()})
-                kept, w = _attend(rows, nodes, sub, ctx)
-                rows, nodes, edges = rows[kept], nodes[kept], edges[kept]
+            hop = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
+            rows, nodes, edges, w = prune(*hop, parents, cur)
+            if w is not None:
                 hop_w, prod_w = w, prod_w[rows] * w
             parents, cur = parents[rows], nodes
             path = np.concatenate([path[rows], edges[:, None]], axis=1)
@@ -249,43 +283,6 @@ def _expand_var(step, frame, adjacency, ctx):
     if not emitted:                      # an empty frame with the step's columns
         emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi,
                              None if hop_w is None else hop_w[:0], prod_w[:0], ctx))
-    return Frame.concat(emitted, frame)
-
-
-def _expand_shortest(step, frame, adjacency, ctx):
-    """shortestPath / allShortestPaths: breadth first from every row's start node; a node is
-    reached only at its smallest depth (so every path is simple), and a row is emitted for
-    each end node that passes the step's constraints at a depth within min..max: one path
-    per (row, end node) for shortestPath (the first found), every shortest one for all."""
-    if ctx.attend is not None:
-        raise QueryError("ATTEND cannot steer shortestPath / allShortestPaths")
-    hi = _hop_limit(step, ctx)
-    n = ctx.view.num_nodes
-    parents = np.arange(frame.n)
-    cur = frame.cols[step.src]
-    path = np.zeros((frame.n, 0), np.int64)
-    seen = parents * n + cur             # (row, node) pairs reached so far
-    emitted = []
-    for h in range(0, hi + 1):
-        if h:
-            rows, nodes, edges = _next_hop(step, frame, adjacency, ctx, parents, cur, path)
-            keys = parents[rows] * n + nodes
-            fresh = ~np.isin(keys, seen)
-            if step.rel.shortest == "one":  # one path per (row, node): the first found
-                _, first = np.unique(keys[fresh], return_index=True)
-                pick = np.flatnonzero(fresh)[np.sort(first)]
-            else:
-                pick = np.flatnonzero(fresh)
-            rows, nodes, edges = rows[pick], nodes[pick], edges[pick]
-            seen = np.union1d(seen, keys[pick])
-            parents, cur = parents[rows], nodes
-            path = np.concatenate([path[rows], edges[:, None]], axis=1)
-        if h >= step.rel.min_hops and len(cur):
-            emitted.append(_emit(step, frame, parents, cur, path, hi, None, None, ctx))
-        if not len(cur):
-            break
-    if not emitted:
-        emitted.append(_emit(step, frame, parents[:0], cur[:0], path[:0], hi, None, None, ctx))
     return Frame.concat(emitted, frame)
 
 
