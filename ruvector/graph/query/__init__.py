@@ -17,8 +17,8 @@ from . import ast
 from .frame import TOTAL, Evaluator, Frame
 from .match import Context, attend_setup, run_expand, run_scan, scan_candidates
 from .parser import parse
-from .planner import Expand, Scan, analyse, build_plan
-from .project import project, skip_limit
+from .planner import Expand, Scan, analyse, build_plan, with_scope
+from .project import project, project_with, skip_limit
 from .result import QueryResult
 from .view import GraphView
 from . import values as V
@@ -145,6 +145,12 @@ def _run_single(query, graph, params, limits, pushdown):
         frame = ctx.keep(_run_steps(plan.steps, start, ctx), plan.residual)
     if query.attend is not None and not query.order_by:
         frame = frame.take(np.argsort(-frame.weights[TOTAL], kind="stable"))
+    if query.with_ is not None:  # RETURN sees only what WITH passes on
+        frame = project_with(query.with_, frame, evaluate)
+        evaluate = Evaluator(evaluate.view, evaluate.params,
+                             with_scope(query, plan.kinds), evaluate.paths)
+        if query.with_.where is not None:
+            frame = ctx.keep(frame, [query.with_.where])
     columns, rows = project(query, frame, evaluate)
     ctx.stats["rows"] = len(rows)
     ctx.stats["ms"] = round(ctx.elapsed_ms(), 3)

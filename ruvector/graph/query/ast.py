@@ -126,6 +126,15 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
+class With:
+    """``WITH [DISTINCT] items [WHERE cond]`` between MATCH and RETURN: the rows projected
+    (grouped when an item aggregates), then filtered; RETURN sees only these names."""
+    items: tuple                       # ReturnItem
+    distinct: bool = False
+    where: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
 class Query:
     patterns: tuple
     where: Optional[Expr]
@@ -136,6 +145,7 @@ class Query:
     skip: Any = None                   # int, Param or None
     limit: Any = None
     mode: str = "run"                  # "run", "explain" (plan only) or "profile"
+    with_: Optional[With] = None
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,9 @@ def check_expression(expr, kinds, where, aggregates_ok=False):
 def params_used(query):
     exprs = [query.where] if query.where is not None else []
     exprs += [i.expr for i in query.returns] + [o.expr for o in query.order_by]
+    if query.with_ is not None:
+        exprs += [i.expr for i in query.with_.items] + \
+            ([query.with_.where] if query.with_.where is not None else [])
     for pat in query.patterns:
         for elem in pat.nodes + pat.rels:
             exprs += [v for _, v in elem.properties]
@@ -187,6 +190,9 @@ def analyse(query, params):
         for elem in pat.nodes + pat.rels:
             for _, v in elem.properties:
                 check_expression(v, kinds, "a property map")
+    match_kinds = kinds
+    if query.with_ is not None:
+        kinds = with_scope(query, kinds)
     for item in query.returns:
         check_expression(item.expr, kinds, "RETURN", aggregates_ok=True)
     aliases = [i.name for i in query.returns]
@@ -196,17 +202,44 @@ def analyse(query, params):
     scope = dict(kinds, **{i.alias: "value" for i in query.returns if i.alias})
     for o in query.order_by:
         check_expression(o.expr, scope, "ORDER BY", aggregates_ok=True)
+    with_exprs = [] if query.with_ is None else [i.expr for i in query.with_.items]
     uses_score = any(isinstance(n, A.Call) and n.name == "score"
-                     for e in [query.where, *(i.expr for i in query.returns),
+                     for e in [query.where, *(i.expr for i in query.returns), *with_exprs,
                                *(o.expr for o in query.order_by)] if e is not None
                      for n in A.walk(e))
     if uses_score and query.attend is None:
         raise QueryError("score() is only defined in a query with ATTEND BY")
     if query.attend is not None and isinstance(query.attend.source, A.Var):
         name = query.attend.source.name
-        if kinds.get(name) != "node":
+        if match_kinds.get(name) != "node":
             raise QueryError(f"ATTEND BY {name}: not a node variable of the MATCH")
-    return kinds, names
+    if query.attend is not None and query.with_ is not None:
+        raise QueryError("ATTEND BY and WITH cannot be combined yet")
+    return match_kinds, names
+
+
+def with_scope(query, kinds):
+    """The names RETURN sees after WITH: bare variables keep their kind, other items (which
+    must be aliased, as in Cypher) are values.  Checks the WITH items and its WHERE."""
+    scope = {}
+    for item in query.with_.items:
+        check_expression(item.expr, kinds, "WITH", aggregates_ok=True)
+        if isinstance(item.expr, A.Var):
+            kind = kinds[item.expr.name]
+            if kind == "path" and item.alias and item.alias != item.expr.name:
+                raise QueryError("a path variable cannot be renamed in WITH")
+            scope[item.alias or item.expr.name] = kind
+        elif not item.alias:
+            raise QueryError(f"the WITH expression {item.text!r} needs a name: add AS <name>")
+        else:
+            scope[item.alias] = "value"
+    names = [i.alias or i.expr.name for i in query.with_.items]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise QueryError(f"WITH has duplicate name(s) {sorted(dup)}")
+    if query.with_.where is not None:
+        check_expression(query.with_.where, scope, "WITH ... WHERE")
+    return scope
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -287,7 +320,7 @@ def build_plan(query, kinds, names, view, evaluate_constant, pushdown=True):
             at = next(i for i, b in enumerate(bound_after) if names_used <= b)
             steps[at].filters.append(c)
     no_blocking = not query.order_by and not query.distinct and query.attend is None and \
-        not any(A.contains_aggregate(i.expr) for i in query.returns)
+        query.with_ is None and not any(A.contains_aggregate(i.expr) for i in query.returns)
     return Plan(steps, pre, residual, kinds, paths,
                 limit_pushdown=pushdown and no_blocking and query.limit is not None)
 

@@ -74,7 +74,7 @@ def _aggregated(items, frame, evaluate):
             per_group[g].append(v)
         computed[node] = V.column([_aggregate(node.name, vs, node.distinct) for vs in per_group])
     group_frame = Frame(len(first), computed=computed)
-    return group_frame, [evaluate(i.expr, group_frame) for i in items]
+    return group_frame, [evaluate(i.expr, group_frame) for i in items], first
 
 
 def _distinct_rows(cols, n):
@@ -99,11 +99,37 @@ def skip_limit(query, evaluate):
     return _count(query.skip, evaluate, "SKIP"), _count(query.limit, evaluate, "LIMIT")
 
 
+def project_with(with_, frame, evaluate):
+    """The Frame WITH passes on: bare variables keep their columns (node, edge and path
+    slots, renamed by AS), other items become named values; grouped when an item aggregates,
+    then DISTINCT."""
+    items = with_.items
+    if any(A.contains_aggregate(i.expr) for i in items):
+        _, cols, rows = _aggregated(items, frame, evaluate)
+    else:
+        cols, rows = [evaluate(i.expr, frame) for i in items], np.arange(frame.n)
+    if with_.distinct:
+        keep = _distinct_rows(cols, len(rows))
+        cols, rows = [c[keep] for c in cols], rows[keep]
+    out = Frame(len(rows))
+    for item, col in zip(items, cols):
+        var = item.expr.name if isinstance(item.expr, A.Var) else None
+        kind = evaluate.kinds.get(var)
+        if kind == "path":
+            for _, slot in evaluate.paths[var]:
+                out.cols[slot] = frame.cols[slot][rows]
+        elif kind in ("node", "rel", "varrel"):
+            out.cols[item.alias or var] = frame.cols[var][rows]
+        else:
+            out.computed[A.Var(item.alias or var)] = col
+    return out
+
+
 def project(query, frame, evaluate):
     """(column names, list of row tuples)."""
     items = query.returns
     if any(A.contains_aggregate(i.expr) for i in items):
-        scope, cols = _aggregated(items, frame, evaluate)
+        scope, cols, _ = _aggregated(items, frame, evaluate)
     else:
         cols = [evaluate(i.expr, frame) for i in items]
         scope = frame

@@ -648,3 +648,34 @@ def test_shortest_paths_agree_with_networkx(seed, directed, max_hops):
             count = g.query(f"MATCH p = allShortestPaths((a {{key: $s}})-[*..{max_hops}]"
                             f"{arrow}(b {{key: $t}})) RETURN count(*)", {"s": s, "t": t})
             assert count.rows == [(len(list(nx.all_shortest_paths(G, s, t))),)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 4))
+def test_with_aggregates_then_filters_like_the_rows_it_groups(seed, threshold):
+    g = random_store(seed)
+    pairs = run_query(g, "MATCH (a)-->(b) RETURN id(a), b.v").rows
+    degree, total = Counter(), Counter()
+    for a, v in pairs:
+        degree[a] += 1
+        total[a] += v
+    got = run_query(g, "MATCH (a)-->(b) WITH a, count(*) AS d, sum(b.v) AS s WHERE d > $t "
+                       "RETURN id(a) AS a, d, s ORDER BY a", {"t": threshold}).rows
+    assert got == sorted((a, d, total[a]) for a, d in degree.items() if d > threshold)
+    distinct = run_query(g, "MATCH (a)-->(b) WITH DISTINCT b.v AS v RETURN v ORDER BY v").rows
+    assert distinct == [(v,) for v in sorted({v for _, v in pairs})]
+    renamed = run_query(g, "MATCH (a)-[r]->(b) WITH a AS x, r RETURN id(x), type(r)").rows
+    assert Counter(renamed) == Counter(run_query(g, "MATCH (a)-[r]->(b) RETURN id(a), "
+                                                    "type(r)").rows)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("MATCH (a)-->(b) WITH a.v + 1 RETURN a", "needs a name"),
+    ("MATCH (a)-->(b) WITH a AS x RETURN b", "unknown variable 'b'"),
+    ("MATCH (a)-->(b) WITH a WHERE b.v > 1 RETURN a", "unknown variable 'b'"),
+    ("MATCH (a)-->(b) WITH a, b AS a RETURN a", "duplicate"),
+    ("MATCH (a)-->(b) WITH a WHERE count(*) > 1 RETURN a", "not allowed"),
+])
+def test_with_scoping_errors(text, match):
+    with pytest.raises(QueryError, match=match):
+        run_query(random_store(1), text)
