@@ -300,6 +300,11 @@ SEED_QUERIES = [  # <N> slots take drawn integers (huge, negative and zero among
     "MATCH (a)-[:T|U*]->(b) RETURN coalesce(b.name, 'none') ORDER BY b DESC LIMIT <N>",
     "MATCH (a)-[*<N>]-(b) RETURN a LIMIT 1",
     "MATCH (a) RETURN a.key * <N> + 9223372036854775000, a.key / <N> LIMIT 3",
+    "MATCH (a {key: <N>}) OPTIONAL MATCH (a)-[r]->(b) WHERE b.key > <N> RETURN a, r, b.club",
+    "MATCH (a)--(b) WITH a, count(*) AS d WHERE d > <N> RETURN a.key, d ORDER BY d DESC",
+    "MATCH p = shortestPath((a {key: 0})-[*..<N>]-(b {key: <N>})) RETURN length(p), p",
+    "MATCH (a {key: <N>}) RETURN a.key AS k UNION MATCH (b {key: 1}) RETURN b.key AS k",
+    "PROFILE MATCH (a) WHERE a.club =~ 'M.*' RETURN count(*)",
 ]
 SLOT_INTS = st.one_of(st.integers(0, 12), st.sampled_from(
     [-1, 2**31, 2**62, 2**63 - 1, 2**63, 99999999999999999999]))
@@ -308,7 +313,8 @@ TOKENS = ["MATCH", "RETURN", "WHERE", "LIMIT", "SKIP", "ORDER BY", "ATTEND BY", 
           "a", "b", "r", "9223372036854775807", "99999999999999999999", "0", "-1", "1e308",
           "'s'", "\"", "null", "true", "=", "<>", "<", "+", "/", "%", "AND", "OR", "NOT",
           "IN", "count(*)", "score()", "DISTINCT", "//", "`x`", "\\u0000", "*10", "*0..",
-          "size((a)--())", "=~ 'x'"]
+          "size((a)--())", "=~ 'x'", "=~ '('", "OPTIONAL MATCH", "WITH", "AS d", "UNION",
+          "UNION ALL", "EXPLAIN", "PROFILE", "shortestPath(", "allShortestPaths("]
 
 
 @st.composite

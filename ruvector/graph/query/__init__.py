@@ -15,7 +15,8 @@ from ..._validate import integer
 from ...errors import QueryError
 from . import ast
 from .frame import TOTAL, Evaluator, Frame
-from .match import Context, attend_setup, run_expand, run_scan, scan_candidates
+from .match import (Context, attend_setup, run_expand, run_optional, run_scan,
+                    scan_candidates)
 from .parser import parse
 from .planner import Expand, Scan, analyse, build_plan, with_scope
 from .project import project, project_with, skip_limit
@@ -129,9 +130,10 @@ def _run_single(query, graph, params, limits, pushdown):
                            plan="\n".join(lines))
     ctx = Context(evaluate, evaluate.view, plan.kinds, max_hops, max_expansions, timeout,
                   max_memory)
+    every_step = plan.steps + [s for o in plan.optional for s in o.steps]
     if query.mode == "profile":
         ctx.profile = [{"step": s.describe().split("\n")[0], "rows": 0, "expansions": 0,
-                        "ms": 0.0} for s in plan.steps]
+                        "ms": 0.0} for s in every_step]
     start = Frame(1)
     if query.attend is not None:
         ctx.attend = attend_setup(query.attend, evaluate, evaluate.view, evaluate.params)
@@ -143,6 +145,11 @@ def _run_single(query, graph, params, limits, pushdown):
         frame = _run_chunked(plan, start, ctx, (skip or 0) + limit)
     else:
         frame = ctx.keep(_run_steps(plan.steps, start, ctx), plan.residual)
+    first = len(plan.steps)
+    for opt in plan.optional:
+        frame = run_optional(opt, frame, ctx, lambda steps, f, at=first:
+                             _run_steps(steps, f, ctx, first=at))
+        first += len(opt.steps)
     if query.attend is not None and not query.order_by:
         frame = frame.take(np.argsort(-frame.weights[TOTAL], kind="stable"))
     if query.with_ is not None:  # RETURN sees only what WITH passes on

@@ -126,6 +126,14 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
+class Optional_:
+    """``OPTIONAL MATCH patterns [WHERE cond]``: each row so far extended by the patterns'
+    matches, or kept once with nulls for the new variables when there is none."""
+    patterns: tuple
+    where: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
 class With:
     """``WITH [DISTINCT] items [WHERE cond]`` between MATCH and RETURN: the rows projected
     (grouped when an item aggregates), then filtered; RETURN sees only these names."""
@@ -146,6 +154,12 @@ class Query:
     limit: Any = None
     mode: str = "run"                  # "run", "explain" (plan only) or "profile"
     with_: Optional[With] = None
+    optional: tuple = ()               # Optional_ clauses, in order
+
+    @property
+    def all_patterns(self):
+        """The MATCH patterns, then those of every OPTIONAL MATCH."""
+        return self.patterns + tuple(p for o in self.optional for p in o.patterns)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from . import ast as A
 from . import values as V
 
 TOTAL = "#score"
+NULL_SLOT, NULL_PATH = -1, -2  # a null node or relationship; a null variable-length one
 
 
 class Frame:
@@ -95,17 +96,25 @@ class Evaluator:
             return self._paths(e.name, f)
         col = self._slot(e.name, f)
         if kind == "node":
-            return self.view.key_column[col]
+            return _nulls(self.view.key_column[np.maximum(col, 0)], col)
         if kind == "rel":
-            return V.column([self.view.relationship(x) for x in col])
-        return V.column([[self.view.relationship(x) for x in row if x >= 0] for row in col])
+            return V.column([None if x < 0 else self.view.relationship(x) for x in col])
+        return _nulls(V.column([[self.view.relationship(x) for x in row if x >= 0]
+                                for row in col]), col)
 
     def _paths(self, name, f):
+        recipe = self.paths[name]
+        null = np.zeros(f.n, bool)
+        for _, slot in recipe:
+            null |= null_rows(f.cols[slot])
         out = []
         for r in range(f.n):
-            node = f.cols[self.paths[name][0][1]][r]
+            if null[r]:          # a path through an OPTIONAL MATCH that did not match
+                out.append(None)
+                continue
+            node = f.cols[recipe[0][1]][r]
             nodes, rels = [self.view.keys[node]], []
-            for kind, slot in self.paths[name][1:]:
+            for kind, slot in recipe[1:]:
                 if kind == "node":
                     continue
                 edges = [f.cols[slot][r]] if kind == "rel" else \
@@ -125,7 +134,7 @@ class Evaluator:
             kind = self.kinds[e.subject.name]
             source = self.view.node_property(e.key) if kind == "node" else \
                 self.view.edge_property(e.key)
-            return V.narrow(source[col])
+            return _nulls(V.narrow(source[np.maximum(col, 0)]), col)
         key = e.key
 
         def get(m):
@@ -177,15 +186,17 @@ class Evaluator:
         return kind, self._slot(arg.name, f)
 
     def _fn_id(self, e, f):
-        return self._graph_arg(e, f, ("node", "rel"))[1].copy()
+        col = self._graph_arg(e, f, ("node", "rel"))[1]
+        return _nulls(col.copy(), col)
 
     def _fn_labels(self, e, f):
         col = self._graph_arg(e, f, ("node",))[1]
         labels = self.view.arrays.labels
-        return V.column([list(labels[i]) for i in col])
+        return V.column([None if i < 0 else list(labels[i]) for i in col])
 
     def _fn_type(self, e, f):
-        return self.view.edge_types[self._graph_arg(e, f, ("rel",))[1]]
+        col = self._graph_arg(e, f, ("rel",))[1]
+        return _nulls(self.view.edge_types[np.maximum(col, 0)], col)
 
     def _fn_score(self, e, f):
         name = TOTAL if not e.args else e.args[0].name
@@ -201,12 +212,14 @@ class Evaluator:
         if isinstance(arg, A.Var) and self.kinds.get(arg.name) == "path":
             recipe = self.paths[arg.name]
             total = np.zeros(f.n, np.int64)
+            null = np.zeros(f.n, bool)
             for kind, slot in recipe:
+                null |= null_rows(f.cols[slot])
                 if kind == "rel":
                     total += 1
                 elif kind == "varrel":
                     total += (f.cols[slot] >= 0).sum(axis=1)
-            return total
+            return _nulls(total, null)
         return self._fn_size(e, f)
 
     def _fn_size(self, e, f):
@@ -236,3 +249,21 @@ class Evaluator:
 
     def _fn_toupper(self, e, f):
         return self._string_fn(e, f, str.upper)
+
+
+def null_rows(col):
+    """Rows whose slot is null (an OPTIONAL MATCH without a match): NULL_SLOT in a node or
+    relationship column, NULL_PATH in a variable-length relationship's first cell."""
+    if col.ndim == 1:
+        return col == NULL_SLOT
+    return col[:, 0] == NULL_PATH if col.shape[1] else np.zeros(len(col), bool)
+
+
+def _nulls(values, col_or_mask):
+    """``values`` with None where the slot column (or the boolean mask) marks a null."""
+    null = col_or_mask if col_or_mask.dtype == bool else null_rows(col_or_mask)
+    if not null.any():
+        return values
+    out = values.astype(object)
+    out[null] = None
+    return out

@@ -9,9 +9,10 @@ from ..._validate import integer
 from ...errors import QueryError, QueryLimitExceeded
 from . import ast as A
 from . import values as V
-from .frame import TOTAL, Frame
+from .frame import NULL_PATH, NULL_SLOT, TOTAL, Frame, null_rows
 
 VAR_CHUNK = 64  # paths grown at a time by the LIMIT push-down into variable-length steps
+ROW = "#row"     # the input row of an OPTIONAL MATCH's partial matches
 
 
 class Context:
@@ -25,6 +26,8 @@ class Context:
         self.stats = {"nodes_expanded": 0, "edges_scanned": 0, "rows": 0, "ms": 0.0}
         self.attend = None                  # (Q (G, D) float32, q slot or None, scale, k)
         self.profile = None                 # per-step rows / expansions / ms under PROFILE
+        self.exempt = frozenset()           # relationship slots of earlier clauses, which
+                                            # an OPTIONAL MATCH may reuse
         self.row_budget = None              # (step, rows wanted): LIMIT push-down into the
                                             # last step (variable-length or cartesian)
 
@@ -128,7 +131,7 @@ def _edge_free(frame, parents, edges, ctx, own=None):
     """Rows whose new edge is not used elsewhere in the match (relationship uniqueness)."""
     ok = np.ones(len(edges), bool)
     for slot, col in frame.cols.items():
-        kind = ctx.kinds.get(slot)
+        kind = None if slot in ctx.exempt else ctx.kinds.get(slot)
         if kind == "varrel":
             ok &= (col[parents] != edges[:, None]).all(axis=1)
         elif kind == "rel":
@@ -329,6 +332,35 @@ def _emit(step, frame, parents, nodes, path, width, hop_w, prod_w, ctx):
     out = _bind(step, frame, parents, matrix, nodes, hop_w[ok] if weighted else None,
                 prod_w[ok] if weighted else None)
     return ctx.keep(out, step.filters)
+
+
+def run_optional(opt, frame, ctx, run_steps):
+    """OPTIONAL MATCH: every row of ``frame`` with each match of ``opt``'s steps
+    (``run_steps(steps, frame)``), and rows without one once, their new slots null
+    (NULL_SLOT, or NULL_PATH rows for variable-length relationships); input order kept."""
+    usable = np.ones(frame.n, bool)
+    for slot in opt.needs:         # a null earlier variable matches nothing
+        usable &= ~null_rows(frame.cols[slot])
+    seed = frame.take(np.flatnonzero(usable))
+    seed.cols[ROW] = np.flatnonzero(usable)
+    outer, ctx.exempt = ctx.exempt, frozenset(s for s, k in ctx.kinds.items()
+                                              if k in ("rel", "varrel") and s in frame.cols)
+    try:
+        matched = ctx.keep(run_steps(opt.steps, seed), opt.residual)
+    finally:
+        ctx.exempt = outer
+    hit = np.zeros(frame.n, bool)
+    hit[matched.cols[ROW]] = True
+    missing = frame.take(np.flatnonzero(~hit))
+    missing.cols[ROW] = np.flatnonzero(~hit)
+    for slot in opt.new:
+        if slot in matched.cols:
+            col = matched.cols[slot]
+            missing.cols[slot] = np.full((missing.n,) + col.shape[1:],
+                                         NULL_PATH if col.ndim == 2 else NULL_SLOT, np.int64)
+    out = Frame.concat([matched, missing], matched)
+    out = out.take(np.argsort(out.cols.pop(ROW), kind="stable"))
+    return out
 
 
 def attend_setup(attend, evaluate, view, params):

@@ -283,6 +283,11 @@ def _build_transformer():
             alias = _unquote_name(items[-1]) if len(items) == 3 else None
             return A.ReturnItem(items[0], alias, self.text[meta.start_pos:meta.end_pos].strip())
 
+        def optional_clause(self, items):
+            where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
+                         None)
+            return A.Optional_(tuple(x for x in items if isinstance(x, A.PathPattern)), where)
+
         def with_clause(self, items):
             distinct = any(_is_token(x, "DISTINCT") for x in items)
             where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
@@ -332,7 +337,8 @@ def _build_transformer():
                 order_by=parts["order"][1] if "order" in parts else (),
                 skip=parts["skip"][1] if "skip" in parts else None,
                 limit=parts["limit"][1] if "limit" in parts else None,
-                with_=parts["with"][1] if "with" in parts else None)
+                with_=parts["with"][1] if "with" in parts else None,
+                optional=tuple(x for x in items if isinstance(x, A.Optional_)))
 
     return ToAst
 

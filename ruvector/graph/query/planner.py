@@ -61,6 +61,16 @@ class Expand:
 
 
 @dataclass
+class OptionalPlan:
+    """Steps of one OPTIONAL MATCH over the rows so far; ``new``: the slots it binds (null
+    in rows without a match); ``needs``: earlier slots it reads (a null one: no match)."""
+    steps: list
+    residual: list
+    new: list
+    needs: list
+
+
+@dataclass
 class Plan:
     steps: list
     pre_filters: list                        # conjuncts without variables
@@ -68,12 +78,19 @@ class Plan:
     kinds: dict                              # slot -> "node" | "rel" | "varrel" | "path"
     paths: dict                              # path variable -> [(kind, slot), ...]
     limit_pushdown: bool
+    optional: list = field(default_factory=list)   # OptionalPlan per OPTIONAL MATCH
 
     def describe(self):
         lines = ["Plan:"]
         lines += [f"  pre-filter {_show(c)}" for c in self.pre_filters]
         lines += [f"  {i + 1}. {s.describe()}" for i, s in enumerate(self.steps)]
         lines += [f"  residual filter {_show(c)}" for c in self.residual]
+        n = len(self.steps)
+        for o in self.optional:
+            lines.append("  optional (rows without a match keep nulls):")
+            lines += [f"  {n + i + 1}. {s.describe()}" for i, s in enumerate(o.steps)]
+            lines += [f"  residual filter {_show(c)}" for c in o.residual]
+            n += len(o.steps)
         if self.limit_pushdown:
             lines.append("  LIMIT pushed down: matching stops once SKIP + LIMIT rows exist")
         return "\n".join(lines)
@@ -118,7 +135,7 @@ def _show(expr):
 def slot_names(query):
     """Slot per pattern element: its variable, or a hidden '#n<p>_<i>' / '#r<p>_<i>' name."""
     kinds, names = {}, []
-    for p, pat in enumerate(query.patterns):
+    for p, pat in enumerate(query.all_patterns):
         node_slots, rel_slots = [], []
         for i, node in enumerate(pat.nodes):
             slot = node.var or f"#n{p}_{i}"
@@ -169,7 +186,8 @@ def params_used(query):
     if query.with_ is not None:
         exprs += [i.expr for i in query.with_.items] + \
             ([query.with_.where] if query.with_.where is not None else [])
-    for pat in query.patterns:
+    exprs += [o.where for o in query.optional if o.where is not None]
+    for pat in query.all_patterns:
         for elem in pat.nodes + pat.rels:
             exprs += [v for _, v in elem.properties]
     extra = [query.skip, query.limit] + ([query.attend.source, query.attend.top]
@@ -186,7 +204,12 @@ def analyse(query, params):
         raise QueryError("missing parameter(s): " + ", ".join(f"${m}" for m in missing))
     if query.where is not None:
         check_expression(query.where, kinds, "WHERE")
-    for pat in query.patterns:
+    for o in query.optional:
+        if o.where is not None:
+            check_expression(o.where, kinds, "OPTIONAL MATCH ... WHERE")
+    if query.optional and query.attend is not None:
+        raise QueryError("ATTEND BY and OPTIONAL MATCH cannot be combined yet")
+    for pat in query.all_patterns:
         for elem in pat.nodes + pat.rels:
             for _, v in elem.properties:
                 check_expression(v, kinds, "a property map")
@@ -263,9 +286,59 @@ def _start_cost(view, node, slot, bound, evaluate_constant):
 
 
 def build_plan(query, kinds, names, view, evaluate_constant, pushdown=True):
-    steps, bound, bound_after = [], set(), []
-    paths = {}
-    for p, pat in enumerate(query.patterns):
+    paths, bound = {}, set()
+    steps, bound_after = _pattern_steps(query, range(len(query.patterns)), names, view,
+                                        evaluate_constant, bound, paths, kinds)
+    pre, residual = _place(A.conjuncts(query.where), steps, bound_after, pushdown)
+    optional, p = [], len(query.patterns)
+    for clause in query.optional:
+        before = set(bound)
+        o_steps, o_after = _pattern_steps(query, range(p, p + len(clause.patterns)), names,
+                                          view, evaluate_constant, bound, paths, kinds)
+        p += len(clause.patterns)
+        o_pre, o_residual = _place(A.conjuncts(clause.where), o_steps, o_after, pushdown)
+        o_steps[0].filters[:0] = o_pre   # conditions without variables filter its matches
+        optional.append(OptionalPlan(o_steps, o_residual, sorted(bound - before),
+                                     sorted(before & set(_uses(clause)))))
+    no_blocking = not query.order_by and not query.distinct and query.attend is None and \
+        query.with_ is None and not query.optional and \
+        not any(A.contains_aggregate(i.expr) for i in query.returns)
+    return Plan(steps, pre, residual, kinds, paths,
+                limit_pushdown=pushdown and no_blocking and query.limit is not None,
+                optional=optional)
+
+
+def _uses(clause):
+    """Variables an OPTIONAL MATCH clause names (pattern elements and its WHERE)."""
+    names = {e.var for pat in clause.patterns for e in pat.nodes + pat.rels if e.var}
+    return names | (A.variables(clause.where) if clause.where is not None else set())
+
+
+def _place(conjuncts, steps, bound_after, pushdown):
+    """(pre-filters, residual) of WHERE conjuncts; the others go to the first step that
+    binds all their variables."""
+    pre, residual = [], []
+    for c in conjuncts:
+        names_used = A.variables(c)
+        if any(isinstance(n, A.Call) and n.name == "score" and not n.args for n in A.walk(c)):
+            residual.append(c)         # score() of the whole match is known only at the end
+        elif not names_used:
+            pre.append(c)
+        elif not pushdown:
+            residual.append(c)
+        else:
+            at = next(i for i, b in enumerate(bound_after) if names_used <= b)
+            steps[at].filters.append(c)
+    return pre, residual
+
+
+def _pattern_steps(query, pattern_ids, names, view, evaluate_constant, bound, paths, kinds):
+    """Scan and Expand steps of the patterns ``pattern_ids`` (of ``query.all_patterns``),
+    each starting at its cheapest node; ``bound`` and ``paths`` are updated.  Returns the
+    steps and the variables bound after each."""
+    steps, bound_after = [], []
+    for p in pattern_ids:
+        pat = query.all_patterns[p]
         node_slots, rel_slots = names[p]
         if query.attend is not None:
             start = 0
@@ -306,21 +379,4 @@ def build_plan(query, kinds, names, view, evaluate_constant, pushdown=True):
             paths[pat.path_var] = recipe
             bound.add(pat.path_var)
             bound_after[-1] = set(bound)
-
-    pre, residual = [], []
-    for c in A.conjuncts(query.where):
-        names_used = A.variables(c)
-        if any(isinstance(n, A.Call) and n.name == "score" and not n.args for n in A.walk(c)):
-            residual.append(c)         # score() of the whole match is known only at the end
-        elif not names_used:
-            pre.append(c)
-        elif not pushdown:
-            residual.append(c)
-        else:
-            at = next(i for i, b in enumerate(bound_after) if names_used <= b)
-            steps[at].filters.append(c)
-    no_blocking = not query.order_by and not query.distinct and query.attend is None and \
-        query.with_ is None and not any(A.contains_aggregate(i.expr) for i in query.returns)
-    return Plan(steps, pre, residual, kinds, paths,
-                limit_pushdown=pushdown and no_blocking and query.limit is not None)
-
+    return steps, bound_after

@@ -679,3 +679,31 @@ def test_with_aggregates_then_filters_like_the_rows_it_groups(seed, threshold):
 def test_with_scoping_errors(text, match):
     with pytest.raises(QueryError, match=match):
         run_query(random_store(1), text)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["A", "B"]), st.integers(0, 4))
+def test_optional_match_keeps_every_row_and_nulls_the_unmatched(seed, typ, threshold):
+    g = random_store(seed)
+    src, dst, types = g._src, g._dst, g._type
+    text = (f"MATCH (a:X) OPTIONAL MATCH (a)-[:{typ}]->(b) WHERE b.v >= $t "
+            "RETURN id(a), id(b)")
+    got = Counter(run_query(g, text, {"t": threshold}).rows)
+    expected = Counter()
+    for a in range(g.num_nodes):
+        if "X" not in g._labels[a]:
+            continue
+        hits = [dst[e] for e in range(len(src)) if src[e] == a and types[e] == typ
+                and g._props[dst[e]]["v"] >= threshold]
+        expected.update([(a, b) for b in hits] or [(a, None)])
+    assert got == expected
+    # a second OPTIONAL MATCH reading a null variable matches nothing, keeps the row
+    chained = run_query(g, f"MATCH (a:X) OPTIONAL MATCH (a)-[:{typ}]->(b) WHERE b.v >= $t "
+                           "OPTIONAL MATCH (b)-->(c) RETURN id(a), id(b), id(c)",
+                        {"t": threshold}).rows
+    assert Counter((a, b) for a, b, _ in chained).keys() == expected.keys()
+    assert all(c is None for _, b, c in chained if b is None)
+    counts = dict(run_query(g, f"MATCH (a:X) OPTIONAL MATCH (a)-[:{typ}]->(b) WHERE "
+                               "b.v >= $t RETURN id(a), count(b)", {"t": threshold}).rows)
+    assert counts == {a: sum(n for (x, b), n in expected.items() if x == a and b is not None)
+                      for a, _ in expected}
