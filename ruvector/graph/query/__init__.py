@@ -7,7 +7,6 @@ snapshot or anything with an ``arrays()`` method, such as a GraphStore) and proj
 RETURN clause.  See README "Graph queries".
 """
 import math
-import time
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from ..._validate import integer
 from ...errors import QueryError
 from . import ast
 from .frame import TOTAL, Evaluator, Frame
-from .match import (Context, attend_setup, run_expand, run_optional, run_scan,
+from .match import (Context, attend_setup, profiled, run_optional, run_scan, run_steps,
                     scan_candidates)
 from .parser import parse
 from .planner import Expand, Scan, analyse, build_plan, with_scope
@@ -58,28 +57,6 @@ def prepare(graph, query, params=None, pushdown=True):
     plan = build_plan(query, kinds, names, view, evaluate.constant, pushdown)
     evaluate.paths = plan.paths
     return plan, evaluate
-
-
-def _run_steps(steps, frame, ctx, first=0):
-    """Run ``steps`` (numbered from ``first`` in the plan) on ``frame``."""
-    for i, step in enumerate(steps, first):  # empty frames still run: every slot gets a column
-        frame = _profiled(ctx, i, lambda step=step, frame=frame: (
-            run_expand(step, frame, ctx) if isinstance(step, Expand) else
-            run_scan(step, frame, ctx)))
-    return frame
-
-
-def _profiled(ctx, i, run):
-    """``run()``, adding its rows, expansions and milliseconds to step i under PROFILE."""
-    if ctx.profile is None:
-        return run()
-    edges, t0 = ctx.stats["edges_scanned"], time.perf_counter()
-    frame = run()
-    entry = ctx.profile[i]
-    entry["rows"] += frame.n
-    entry["expansions"] += ctx.stats["edges_scanned"] - edges
-    entry["ms"] = round(entry["ms"] + 1000 * (time.perf_counter() - t0), 3)
-    return frame
 
 
 def run_query(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
@@ -130,6 +107,7 @@ def _run_single(query, graph, params, limits, pushdown):
                            plan="\n".join(lines))
     ctx = Context(evaluate, evaluate.view, plan.kinds, max_hops, max_expansions, timeout,
                   max_memory)
+    evaluate.ctx = ctx
     every_step = plan.steps + [s for o in plan.optional for s in o.steps]
     if query.mode == "profile":
         ctx.profile = [{"step": s.describe().split("\n")[0], "rows": 0, "expansions": 0,
@@ -144,11 +122,11 @@ def _run_single(query, graph, params, limits, pushdown):
     if plan.limit_pushdown and start.n:
         frame = _run_chunked(plan, start, ctx, (skip or 0) + limit)
     else:
-        frame = ctx.keep(_run_steps(plan.steps, start, ctx), plan.residual)
+        frame = ctx.keep(run_steps(plan.steps, start, ctx), plan.residual)
     first = len(plan.steps)
     for opt in plan.optional:
         frame = run_optional(opt, frame, ctx, lambda steps, f, at=first:
-                             _run_steps(steps, f, ctx, first=at))
+                             run_steps(steps, f, ctx, first=at))
         first += len(opt.steps)
     if query.attend is not None and not query.order_by:
         frame = frame.take(np.argsort(-frame.weights[TOTAL], kind="stable"))
@@ -156,6 +134,7 @@ def _run_single(query, graph, params, limits, pushdown):
         frame = project_with(query.with_, frame, evaluate)
         evaluate = Evaluator(evaluate.view, evaluate.params,
                              with_scope(query, plan.kinds), evaluate.paths)
+        evaluate.ctx = ctx
         if query.with_.where is not None:
             frame = ctx.keep(frame, [query.with_.where])
     columns, rows = project(query, frame, evaluate)
@@ -185,8 +164,8 @@ def _run_chunked(plan, start, ctx, needed):
         pos, size = pos + len(chunk), size * 2
         if budgeted:  # the last step stops once the rows exist
             ctx.row_budget = (last, needed - have)
-        scanned = _profiled(ctx, 0, lambda chunk=chunk: run_scan(first, start, ctx, chunk))
-        frame = ctx.keep(_run_steps(rest, scanned, ctx, first=1), plan.residual)
+        scanned = profiled(ctx, 0, lambda chunk=chunk: run_scan(first, start, ctx, chunk))
+        frame = ctx.keep(run_steps(rest, scanned, ctx, first=1), plan.residual)
         frames.append(frame)
         have += frame.n
     return Frame.concat(frames, start)

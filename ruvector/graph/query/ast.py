@@ -76,6 +76,20 @@ class CountStar(Expr):
 
 
 @dataclass(frozen=True)
+class Subquery(Expr):
+    """``COUNT { pattern [WHERE cond] }`` (the number of matches per row) or ``EXISTS {...}``
+    (whether there is one); the patterns may name variables bound outside."""
+    kind: str                          # "count" or "exists"
+    patterns: tuple
+    where: Optional[Expr] = None
+
+    @property
+    def pattern_variables(self):
+        return {e.var for pat in self.patterns for e in pat.nodes + pat.rels if e.var} | \
+            {pat.path_var for pat in self.patterns if pat.path_var}
+
+
+@dataclass(frozen=True)
 class NodePattern:
     var: Optional[str]
     labels: tuple = ()                 # any of these labels (Label1|Label2)
@@ -201,8 +215,15 @@ def walk(expr):
 
 
 def variables(expr):
-    """Names of the variables an expression reads."""
-    return {n.name for n in walk(expr) if isinstance(n, Var)}
+    """Names of the variables an expression reads (a subquery's pattern variables too; those
+    bound only inside it are not known outside, so callers intersect with their scope)."""
+    out = set()
+    for n in walk(expr):
+        if isinstance(n, Var):
+            out.add(n.name)
+        elif isinstance(n, Subquery):
+            out |= n.pattern_variables
+    return out
 
 
 def is_aggregate(expr):

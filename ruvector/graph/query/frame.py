@@ -55,6 +55,8 @@ class Evaluator:
 
     def __init__(self, view, params, kinds, paths):
         self.view, self.params, self.kinds, self.paths = view, params, kinds, paths
+        self.ctx = None         # the running query's Context (COUNT / EXISTS subqueries)
+        self.subplans = {}      # their plans, per set of bound slots
 
     def constant(self, expr):
         """Value of an expression without variables."""
@@ -167,6 +169,11 @@ class Evaluator:
             if V.is_list(values) and all(V.is_number(v) for v in values):
                 return np.isin(left, np.asarray(values, dtype=np.float64))
         return V.binary(e.op, left, self(e.right, f))
+
+    def _Subquery(self, e, f):
+        from .match import count_matches  # match builds on this module
+        counts = count_matches(e, f, self)
+        return counts if e.kind == "count" else counts > 0
 
     def _CountStar(self, e, f):
         raise QueryError("count(*) is only allowed in RETURN and ORDER BY")

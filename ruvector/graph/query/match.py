@@ -9,7 +9,8 @@ from ..._validate import integer
 from ...errors import QueryError, QueryLimitExceeded
 from . import ast as A
 from . import values as V
-from .frame import NULL_PATH, NULL_SLOT, TOTAL, Frame, null_rows
+from .frame import NULL_PATH, NULL_SLOT, TOTAL, Evaluator, Frame, null_rows
+from .planner import Expand, subquery_plan
 
 VAR_CHUNK = 64  # paths grown at a time by the LIMIT push-down into variable-length steps
 ROW = "#row"     # the input row of an OPTIONAL MATCH's partial matches
@@ -61,6 +62,28 @@ class Context:
             self.check_time()
             frame = frame.filter(V.truth(self.evaluate(c, frame)))
         return frame
+
+
+def run_steps(steps, frame, ctx, first=0):
+    """Run ``steps`` (numbered from ``first`` in the plan) on ``frame``."""
+    for i, step in enumerate(steps, first):  # empty frames still run: every slot gets a column
+        frame = profiled(ctx, i, lambda step=step, frame=frame: (
+            run_expand(step, frame, ctx) if isinstance(step, Expand) else
+            run_scan(step, frame, ctx)))
+    return frame
+
+
+def profiled(ctx, i, run):
+    """``run()``, adding its rows, expansions and milliseconds to step i under PROFILE."""
+    if ctx.profile is None:
+        return run()
+    edges, t0 = ctx.stats["edges_scanned"], time.perf_counter()
+    frame = run()
+    entry = ctx.profile[i]
+    entry["rows"] += frame.n
+    entry["expansions"] += ctx.stats["edges_scanned"] - edges
+    entry["ms"] = round(entry["ms"] + 1000 * (time.perf_counter() - t0), 3)
+    return frame
 
 
 # -- scan --------------------------------------------------------------------------------------
@@ -361,6 +384,34 @@ def run_optional(opt, frame, ctx, run_steps):
     out = Frame.concat([matched, missing], matched)
     out = out.take(np.argsort(out.cols.pop(ROW), kind="stable"))
     return out
+
+
+def count_matches(sub, frame, evaluate):
+    """Matches of a COUNT / EXISTS subquery per row of ``frame`` (int64 (n,)): its patterns
+    are planned once per set of bound outer slots and run over the rows like an OPTIONAL
+    MATCH (outer relationships may be walked again; a null outer variable matches nothing)."""
+    ctx = evaluate.ctx
+    if ctx is None:
+        raise QueryError("COUNT { } and EXISTS { } need a row to match from (use them in "
+                         "WHERE, WITH or RETURN)")
+    key = (sub, frozenset(frame.cols))
+    if key not in evaluate.subplans:
+        evaluate.subplans[key] = subquery_plan(sub, evaluate.kinds, frame.cols, ctx.view,
+                                               evaluate.constant)
+    steps, residual, kinds, paths = evaluate.subplans[key]
+    inner = Evaluator(evaluate.view, evaluate.params, kinds, {**evaluate.paths, **paths})
+    inner.ctx, inner.subplans = ctx, evaluate.subplans
+    sub_ctx = Context(inner, ctx.view, kinds, ctx.max_hops, ctx.max_expansions, ctx.timeout,
+                      ctx.max_memory)
+    sub_ctx.stats, sub_ctx.t0 = ctx.stats, ctx.t0   # one budget for the whole query
+    sub_ctx.exempt = frozenset(s for s in frame.cols if kinds.get(s) in ("rel", "varrel"))
+    usable = np.ones(frame.n, bool)
+    for slot in sub.pattern_variables & set(frame.cols):
+        usable &= ~null_rows(frame.cols[slot])
+    seed = frame.take(np.flatnonzero(usable))
+    seed.cols[ROW] = np.flatnonzero(usable)
+    matched = sub_ctx.keep(run_steps(steps, seed, sub_ctx), residual)
+    return np.bincount(matched.cols[ROW], minlength=frame.n).astype(np.int64)
 
 
 def attend_setup(attend, evaluate, view, params):

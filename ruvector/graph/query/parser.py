@@ -104,6 +104,17 @@ def _build_transformer():
             return A.Var(_unquote_name(token), getattr(token, "line", None),
                          getattr(token, "column", None))
 
+        def subquery(self, items):
+            where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
+                         None)
+            return (tuple(x for x in items if isinstance(x, A.PathPattern)), where)
+
+        def count_subquery(self, items):
+            return A.Subquery("count", *items[1])
+
+        def exists_subquery(self, items):
+            return A.Subquery("exists", *items[1])
+
         def count_star(self, items):
             if str(items[0]).lower() != "count":
                 raise QueryError(f"only count(*) takes '*', not {items[0]}(*)")

@@ -132,19 +132,19 @@ def _show(expr):
 
 
 # -- semantic analysis -------------------------------------------------------------------------
-def slot_names(query):
+def slot_names(query, prefix="#"):
     """Slot per pattern element: its variable, or a hidden '#n<p>_<i>' / '#r<p>_<i>' name."""
     kinds, names = {}, []
     for p, pat in enumerate(query.all_patterns):
         node_slots, rel_slots = [], []
         for i, node in enumerate(pat.nodes):
-            slot = node.var or f"#n{p}_{i}"
+            slot = node.var or f"{prefix}n{p}_{i}"
             if kinds.get(slot, "node") != "node":
                 raise QueryError(f"variable {slot!r} is used both as a node and a relationship")
             kinds[slot] = "node"
             node_slots.append(slot)
         for i, rel in enumerate(pat.rels):
-            slot = rel.var or f"#r{p}_{i}"
+            slot = rel.var or f"{prefix}r{p}_{i}"
             if slot in kinds:
                 raise QueryError(f"variable {slot!r} is bound twice in MATCH" if kinds[slot] != "node"
                                  else f"variable {slot!r} is used both as a node and a relationship")
@@ -160,6 +160,11 @@ def slot_names(query):
 
 def check_expression(expr, kinds, where, aggregates_ok=False):
     for node in A.walk(expr):
+        if isinstance(node, A.Subquery):
+            inner, _ = subquery_kinds(node, kinds)
+            if node.where is not None:
+                check_expression(node.where, inner, f"{node.kind.upper()} {{...}} WHERE")
+            continue
         if isinstance(node, A.Var) and node.name not in kinds:
             at = f" at line {node.line}, column {node.column}" if node.line else ""
             raise QueryError(f"unknown variable {node.name!r} in {where}{at}", node.line,
@@ -289,14 +294,15 @@ def build_plan(query, kinds, names, view, evaluate_constant, pushdown=True):
     paths, bound = {}, set()
     steps, bound_after = _pattern_steps(query, range(len(query.patterns)), names, view,
                                         evaluate_constant, bound, paths, kinds)
-    pre, residual = _place(A.conjuncts(query.where), steps, bound_after, pushdown)
+    pre, residual = _place(A.conjuncts(query.where), steps, bound_after, pushdown, kinds)
     optional, p = [], len(query.patterns)
     for clause in query.optional:
         before = set(bound)
         o_steps, o_after = _pattern_steps(query, range(p, p + len(clause.patterns)), names,
                                           view, evaluate_constant, bound, paths, kinds)
         p += len(clause.patterns)
-        o_pre, o_residual = _place(A.conjuncts(clause.where), o_steps, o_after, pushdown)
+        o_pre, o_residual = _place(A.conjuncts(clause.where), o_steps, o_after, pushdown,
+                                   kinds)
         o_steps[0].filters[:0] = o_pre   # conditions without variables filter its matches
         optional.append(OptionalPlan(o_steps, o_residual, sorted(bound - before),
                                      sorted(before & set(_uses(clause)))))
@@ -314,12 +320,12 @@ def _uses(clause):
     return names | (A.variables(clause.where) if clause.where is not None else set())
 
 
-def _place(conjuncts, steps, bound_after, pushdown):
+def _place(conjuncts, steps, bound_after, pushdown, kinds):
     """(pre-filters, residual) of WHERE conjuncts; the others go to the first step that
-    binds all their variables."""
+    binds all the variables (of this scope, ``kinds``) they read."""
     pre, residual = [], []
     for c in conjuncts:
-        names_used = A.variables(c)
+        names_used = A.variables(c) & set(kinds)
         if any(isinstance(n, A.Call) and n.name == "score" and not n.args for n in A.walk(c)):
             residual.append(c)         # score() of the whole match is known only at the end
         elif not names_used:
@@ -380,3 +386,31 @@ def _pattern_steps(query, pattern_ids, names, view, evaluate_constant, bound, pa
             bound.add(pat.path_var)
             bound_after[-1] = set(bound)
     return steps, bound_after
+
+
+class _Patterns:
+    """The pattern list of a subquery, shaped like a Query for slot_names/_pattern_steps."""
+    attend = None
+
+    def __init__(self, patterns):
+        self.all_patterns = tuple(patterns)
+
+
+def subquery_kinds(sub, kinds):
+    """(kinds of the outer scope plus the subquery's own slots, their slot names)."""
+    inner, names = slot_names(_Patterns(sub.patterns), prefix=f"#q{abs(hash(sub)) % 10**8}")
+    clash = {s for s, k in inner.items() if s in kinds and kinds[s] != k}
+    if clash:
+        raise QueryError(f"variables {sorted(clash)} have another kind outside the subquery")
+    return {**kinds, **inner}, names
+
+
+def subquery_plan(sub, kinds, bound, view, evaluate_constant):
+    """(steps, residual, kinds) of a COUNT / EXISTS subquery over rows that bind ``bound``."""
+    merged, names = subquery_kinds(sub, kinds)
+    bound, paths = set(bound), {}
+    steps, after = _pattern_steps(_Patterns(sub.patterns), range(len(sub.patterns)), names,
+                                  view, evaluate_constant, bound, paths, merged)
+    pre, residual = _place(A.conjuncts(sub.where), steps, after, True, merged)
+    steps[0].filters[:0] = pre
+    return steps, residual, merged, paths

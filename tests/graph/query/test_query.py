@@ -707,3 +707,27 @@ def test_optional_match_keeps_every_row_and_nulls_the_unmatched(seed, typ, thres
                                "b.v >= $t RETURN id(a), count(b)", {"t": threshold}).rows)
     assert counts == {a: sum(n for (x, b), n in expected.items() if x == a and b is not None)
                       for a, _ in expected}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["A", "B"]), st.integers(0, 4))
+def test_count_and_exists_subqueries_match_a_brute_force_count(seed, typ, threshold):
+    g = random_store(seed)
+    src, dst, types = g._src, g._dst, g._type
+    want = {a: sum(1 for e in range(len(src)) if src[e] == a and types[e] == typ
+                   and g._props[dst[e]]["v"] >= threshold) for a in range(g.num_nodes)}
+    got = dict(run_query(g, f"MATCH (a) RETURN id(a), COUNT {{ (a)-[:{typ}]->(b) WHERE "
+                            "b.v >= $t }", {"t": threshold}).rows)
+    assert got == want
+    some = run_query(g, f"MATCH (a) WHERE EXISTS {{ MATCH (a)-[:{typ}]->(b) WHERE b.v >= $t }} "
+                        "RETURN id(a)", {"t": threshold}).rows
+    assert sorted(r[0] for r in some) == sorted(a for a, n in want.items() if n)
+    none = run_query(g, f"MATCH (a) WHERE NOT EXISTS {{ (a)-[:{typ}]->() }} RETURN count(*)")
+    assert none.rows == [(sum(1 for a in range(g.num_nodes)
+                              if not any(src[e] == a and types[e] == typ
+                                         for e in range(len(src)))),)]
+    # an outer variable left null by OPTIONAL MATCH matches nothing inside
+    rows = run_query(g, "MATCH (a) OPTIONAL MATCH (a)-[:Z]->(z) RETURN COUNT { (z)--() }").rows
+    assert rows == [(0,)] * g.num_nodes
+    with pytest.raises(QueryError, match="unknown variable 'y'"):
+        run_query(g, "MATCH (a) WHERE EXISTS { (a)--(x) WHERE y.v = 1 } RETURN a")
