@@ -108,7 +108,8 @@ def _run_single(query, graph, params, limits, pushdown):
     ctx = Context(evaluate, evaluate.view, plan.kinds, max_hops, max_expansions, timeout,
                   max_memory)
     evaluate.ctx = ctx
-    every_step = plan.steps + [s for o in plan.optional for s in o.steps]
+    every_step = plan.steps + [s for o in plan.optional for s in o.steps] + \
+        (plan.after_with.steps if plan.after_with is not None else [])
     if query.mode == "profile":
         ctx.profile = [{"step": s.describe().split("\n")[0], "rows": 0, "expansions": 0,
                         "ms": 0.0} for s in every_step]
@@ -137,6 +138,12 @@ def _run_single(query, graph, params, limits, pushdown):
         evaluate.ctx = ctx
         if query.with_.where is not None:
             frame = ctx.keep(frame, [query.with_.where])
+        if plan.after_with is not None:  # MATCH after WITH: its own relationship uniqueness
+            ctx.evaluate, ctx.kinds = evaluate, evaluate.kinds
+            ctx.exempt = frozenset(s for s in frame.cols
+                                   if evaluate.kinds.get(s) in ("rel", "varrel"))
+            frame = ctx.keep(run_steps(plan.after_with.steps, frame, ctx, first),
+                             plan.after_with.residual)
     columns, rows = project(query, frame, evaluate)
     ctx.stats["rows"] = len(rows)
     ctx.stats["ms"] = round(ctx.elapsed_ms(), 3)

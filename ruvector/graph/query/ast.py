@@ -154,6 +154,8 @@ class With:
     items: tuple                       # ReturnItem
     distinct: bool = False
     where: Optional[Expr] = None
+    then: tuple = ()                   # patterns of a MATCH after WITH (may be empty)
+    then_where: Optional[Expr] = None
 
 
 @dataclass(frozen=True)

@@ -299,12 +299,18 @@ def _build_transformer():
                          None)
             return A.Optional_(tuple(x for x in items if isinstance(x, A.PathPattern)), where)
 
+        def then_match(self, items):
+            where = next((x[1] for x in items if x[0] == "where"), None)
+            return ("then", items[0][1], where)
+
         def with_clause(self, items):
             distinct = any(_is_token(x, "DISTINCT") for x in items)
             where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
                          None)
+            then = next((x for x in items if isinstance(x, tuple) and x[0] == "then"),
+                        ("then", (), None))
             return ("with", A.With(tuple(x for x in items if isinstance(x, A.ReturnItem)),
-                                   distinct, where))
+                                   distinct, where, then[1], then[2]))
 
         def return_clause(self, items):
             distinct = any(_is_token(x, "DISTINCT") for x in items)

@@ -79,6 +79,7 @@ class Plan:
     paths: dict                              # path variable -> [(kind, slot), ...]
     limit_pushdown: bool
     optional: list = field(default_factory=list)   # OptionalPlan per OPTIONAL MATCH
+    after_with: Optional[OptionalPlan] = None      # the MATCH after WITH (rows must match)
 
     def describe(self):
         lines = ["Plan:"]
@@ -91,6 +92,11 @@ class Plan:
             lines += [f"  {n + i + 1}. {s.describe()}" for i, s in enumerate(o.steps)]
             lines += [f"  residual filter {_show(c)}" for c in o.residual]
             n += len(o.steps)
+        if self.after_with is not None:
+            lines.append("  after WITH:")
+            lines += [f"  {n + i + 1}. {s.describe()}"
+                      for i, s in enumerate(self.after_with.steps)]
+            lines += [f"  residual filter {_show(c)}" for c in self.after_with.residual]
         if self.limit_pushdown:
             lines.append("  LIMIT pushed down: matching stops once SKIP + LIMIT rows exist")
         return "\n".join(lines)
@@ -189,8 +195,11 @@ def params_used(query):
     exprs = [query.where] if query.where is not None else []
     exprs += [i.expr for i in query.returns] + [o.expr for o in query.order_by]
     if query.with_ is not None:
-        exprs += [i.expr for i in query.with_.items] + \
-            ([query.with_.where] if query.with_.where is not None else [])
+        w = query.with_
+        exprs += [i.expr for i in w.items] + [e for e in (w.where, w.then_where) if e is not None]
+        for pat in w.then:
+            for elem in pat.nodes + pat.rels:
+                exprs += [v for _, v in elem.properties]
     exprs += [o.where for o in query.optional if o.where is not None]
     for pat in query.all_patterns:
         for elem in pat.nodes + pat.rels:
@@ -246,7 +255,7 @@ def analyse(query, params):
     return match_kinds, names
 
 
-def with_scope(query, kinds):
+def with_scope(query, kinds, then=True):
     """The names RETURN sees after WITH: bare variables keep their kind, other items (which
     must be aliased, as in Cypher) are values.  Checks the WITH items and its WHERE."""
     scope = {}
@@ -267,7 +276,26 @@ def with_scope(query, kinds):
         raise QueryError(f"WITH has duplicate name(s) {sorted(dup)}")
     if query.with_.where is not None:
         check_expression(query.with_.where, scope, "WITH ... WHERE")
+    if then and query.with_.then:
+        scope = then_scope(query.with_, scope)[0]
     return scope
+
+
+def then_scope(with_, scope):
+    """(names after the MATCH that follows WITH, that MATCH's slot names)."""
+    inner, names = slot_names(_Patterns(with_.then), prefix="#w")
+    clash = {s for s, k in inner.items() if s in scope and scope[s] != k}
+    if clash:
+        raise QueryError(f"the MATCH after WITH uses {sorted(clash)} as another kind than WITH "
+                         "passes on")
+    merged = {**inner, **scope}
+    if with_.then_where is not None:
+        check_expression(with_.then_where, merged, "WHERE")
+    for pat in with_.then:
+        for elem in pat.nodes + pat.rels:
+            for _, v in elem.properties:
+                check_expression(v, merged, "a property map")
+    return merged, names
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -306,12 +334,24 @@ def build_plan(query, kinds, names, view, evaluate_constant, pushdown=True):
         o_steps[0].filters[:0] = o_pre   # conditions without variables filter its matches
         optional.append(OptionalPlan(o_steps, o_residual, sorted(bound - before),
                                      sorted(before & set(_uses(clause)))))
+    after_with = None
+    if query.with_ is not None and query.with_.then:
+        scope = with_scope(query, kinds, then=False)
+        merged, t_names = then_scope(query.with_, scope)
+        t_bound = set(scope)
+        t_steps, t_after = _pattern_steps(_Patterns(query.with_.then),
+                                          range(len(query.with_.then)), t_names, view,
+                                          evaluate_constant, t_bound, paths, merged)
+        t_pre, t_residual = _place(A.conjuncts(query.with_.then_where), t_steps, t_after,
+                                   pushdown, merged)
+        t_steps[0].filters[:0] = t_pre
+        after_with = OptionalPlan(t_steps, t_residual, sorted(t_bound - set(scope)), [])
     no_blocking = not query.order_by and not query.distinct and query.attend is None and \
         query.with_ is None and not query.optional and \
         not any(A.contains_aggregate(i.expr) for i in query.returns)
     return Plan(steps, pre, residual, kinds, paths,
                 limit_pushdown=pushdown and no_blocking and query.limit is not None,
-                optional=optional)
+                optional=optional, after_with=after_with)
 
 
 def _uses(clause):

@@ -731,3 +731,19 @@ def test_count_and_exists_subqueries_match_a_brute_force_count(seed, typ, thresh
     assert rows == [(0,)] * g.num_nodes
     with pytest.raises(QueryError, match="unknown variable 'y'"):
         run_query(g, "MATCH (a) WHERE EXISTS { (a)--(x) WHERE y.v = 1 } RETURN a")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 3))
+def test_match_after_with_joins_on_what_with_passes_on(seed, threshold):
+    g = random_store(seed)
+    src, dst = g._src, g._dst
+    out_degree = Counter(src)
+    busy = {a for a, d in out_degree.items() if d > threshold}
+    got = Counter(run_query(g, "MATCH (a)-->(b) WITH a, count(b) AS d WHERE d > $t "
+                               "MATCH (a)<--(c) RETURN id(a), d, id(c)", {"t": threshold}).rows)
+    expected = Counter((a, out_degree[a], src[e]) for a in busy
+                       for e in range(len(src)) if dst[e] == a)
+    assert got == expected
+    with pytest.raises(QueryError, match="another kind"):
+        run_query(g, "MATCH (a) WITH a.v AS k MATCH (k)-->(b) RETURN b")
