@@ -438,6 +438,38 @@ def _check_depth(query):
             stack.extend((getattr(node, f), depth) for f in node.__dataclass_fields__)
 
 
+_SKIP = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`")
+_SIZE = re.compile(r"\bsize\s*\(\s*\(", re.IGNORECASE)
+
+
+def _size_of_patterns(text):
+    """Older Cypher's ``size(<pattern>)`` rewritten as ``COUNT { <pattern> }`` (a pattern: a
+    parenthesised node followed by a relationship), outside strings; other text unchanged."""
+    masked = _SKIP.sub(lambda m: "_" * len(m.group()), text)
+    out, pos = [], 0
+    for match in _SIZE.finditer(masked):
+        if match.start() < pos:
+            continue
+        start = masked.index("(", match.start())
+        end = _closing(masked, start)
+        first = _closing(masked, masked.index("(", start + 1))
+        if end is None or first is None or not masked[first + 1:end].lstrip()[:1] in "-<":
+            continue
+        out += [text[pos:match.start()], "COUNT { ", text[start + 1:end], " }"]
+        pos = end + 1
+    return "".join(out) + text[pos:]
+
+
+def _closing(text, open_at):
+    """Index of the parenthesis closing the one at ``open_at`` (None when unbalanced)."""
+    depth = 0
+    for i in range(open_at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return None
+
+
 def _check_nesting(text):
     """QueryError when brackets ( [ { nest deeper than MAX_NESTING outside strings."""
     if sum(text.count(c) for c in "([{") <= MAX_NESTING:
@@ -463,7 +495,16 @@ def parse(text):
         raise QueryError(f"query has {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
     _check_nesting(text)
     try:
-        tree = _lark().parse(text)
+        try:
+            tree = _lark().parse(text)
+        except lark.exceptions.UnexpectedInput as exc:
+            legacy = _size_of_patterns(text)   # size((a)--()) as COUNT { (a)--() }
+            if legacy == text:
+                raise
+            try:
+                tree, text = _lark().parse(legacy), legacy
+            except lark.exceptions.UnexpectedInput:
+                raise exc from None
         query = _transformer_class()(text).transform(tree)
         _check_depth(query)
         return query

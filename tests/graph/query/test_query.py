@@ -747,3 +747,12 @@ def test_match_after_with_joins_on_what_with_passes_on(seed, threshold):
     assert got == expected
     with pytest.raises(QueryError, match="another kind"):
         run_query(g, "MATCH (a) WITH a.v AS k MATCH (k)-->(b) RETURN b")
+
+
+def test_older_size_of_a_pattern_is_count_of_its_matches(people):
+    for pattern in ("(a)-->()", "(a)<-[:KNOWS]-(:Person)", "(a)--(b)-->()"):
+        old = people.query(f"MATCH (a) RETURN a.key, size({pattern}) ORDER BY a.key").rows
+        new = people.query(f"MATCH (a) RETURN a.key, COUNT {{ {pattern} }} ORDER BY a.key").rows
+        assert old == new
+    assert people.query("MATCH (a {key: 'ann'}) RETURN size('(a)--()'), size([1, 2])").rows \
+        == [(7, 2)]
