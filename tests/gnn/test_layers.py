@@ -314,6 +314,8 @@ def test_non_finite_settings_and_overflowing_inputs_raise():
     x = np.full((5, 4), 3e38, np.float32)  # finite, but every sum overflows float32
     edges = np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
     for layer in (GATLayer(4, 3), GINLayer(4, 8, 3), SAGELayer(4, 3, aggr="max")):
+        for param in layer.parameters().values():  # all-ones weights: the sums surely overflow
+            param[...] = 1
         with pytest.raises(InvalidInput, match="overflows float32"), \
                 np.errstate(over="ignore", invalid="ignore"):
             layer(x, edges)
