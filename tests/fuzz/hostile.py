@@ -433,6 +433,9 @@ def run_suite(suite, examples, seed, log):
 
 if __name__ == "__main__":
     suite, examples, seed, log_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    log_path = os.path.abspath(log_path)
+    # hostile paths ("x", "\b", ...) are relative: let them land in a scratch directory
+    os.chdir(tempfile.mkdtemp(prefix="ruvector-fuzz-"))
     with open(log_path, "w") as log:
         counts = run_suite(suite, examples, seed, log)
     print(json.dumps(counts))

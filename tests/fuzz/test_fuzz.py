@@ -16,12 +16,14 @@ def test_hostile_input_gives_a_result_or_a_typed_error(suite, cases, minimum, re
                                                        tmp_path):
     scale = 10 if request.config.getoption("--fuzz-long") else 1
     log = tmp_path / "cases.log"
+    before = set(os.listdir(ROOT))
     proc = subprocess.run(
         [sys.executable, "-m", "tests.fuzz.hostile", suite, str(cases * scale), "20261204",
          str(log)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     last = [line for line in log.read_text().splitlines() if line.startswith(("case", "query"))]
     assert proc.returncode == 0, (
         f"exit {proc.returncode}; last cases: {last[-2:]}\n{proc.stderr[-6000:]}")
+    assert set(os.listdir(ROOT)) <= before, "hostile paths wrote into the checkout"
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     total = sum(c["cases"] for c in counts.values())
     print(f"\n{suite}: {total} cases", json.dumps(counts))
