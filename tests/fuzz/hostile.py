@@ -269,7 +269,8 @@ def _training(draw):
 
 def _cli(draw):
     from ruvector.cli import main
-    words = ["index", "build", "search", "info", "graph", "import", "query", "bench", "demo",
+    # not "bench", "demo" or "warmup": they run whole workloads by design (tests/cli has them)
+    words = ["index", "build", "search", "info", "graph", "import", "query",
              "--k", "-1", "0", "nan", "x", "--metric", "hamming", "/nonexistent", "--dim",
              "99999999999999999999", "--help", "--version", ""]
     argv = draw(st.lists(st.sampled_from(words), max_size=5))
