@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from .._threads import run_row_chunks
-from .._validate import choice
+from .._validate import choice, finite_number
 from ..errors import InvalidConfig
 from .distance import AttentionDistance
 
@@ -41,15 +41,12 @@ class AttentionReranker:
         choice(mode, "mode", MODES)
         if mode == "learned" and not isinstance(distance, AttentionDistance):
             raise InvalidConfig("mode='learned' needs distance=AttentionDistance(...)")
-        if temperature is not None and not (
-                isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-                and np.isfinite(temperature) and temperature > 0):
-            raise InvalidConfig(f"temperature must be a positive number or None, "
-                                f"got {temperature!r}")
+        if temperature is not None:
+            temperature = finite_number(temperature, "temperature", positive=True)
         if not (isinstance(diversity, (int, float)) and 0.0 <= diversity < 1.0):
             raise InvalidConfig(f"diversity must be in [0, 1), got {diversity!r}")
         self.mode = mode
-        self.temperature = None if temperature is None else float(temperature)
+        self.temperature = temperature
         self.distance = distance
         self.diversity = float(diversity)
 

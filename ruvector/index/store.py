@@ -172,9 +172,8 @@ class VectorStore:
     def _check_ids(self, ids, n, name="ids"):
         """Unique int64 ids in [0, 2**63 - 1] (-1 marks padding and deleted slots)."""
         arr = index_array(ids, name)
-        shape = np.shape(ids)  # not ragged: index_array refused that
-        if n is not None and shape not in ((n,), () if n == 1 else (n,)):
-            raise DimensionMismatch(f"{name} has shape {shape} for {n} vectors")
+        if n is not None and (np.ndim(ids) > 1 or arr.size != n):  # a scalar for one vector
+            raise DimensionMismatch(f"{name} has shape {np.shape(ids)} for {n} vectors")
         if len(np.unique(arr)) != arr.size:
             raise InvalidInput(f"{name} holds duplicates")
         return arr
@@ -374,11 +373,12 @@ class VectorStore:
             else:
                 scores = -dist
             pads = slots < 0
-            ids = self._slot_ids[np.where(pads, 0, slots) if pads.any() else slots]
+            padded = bool(pads.any())
+            ids = self._slot_ids[np.where(pads, 0, slots) if padded else slots]
             meta = None if included is None else _metadata.take_rows(included,
                                                                      slots.reshape(-1))
         scores = np.asarray(scores, dtype=np.float32)
-        if pads.any():
+        if padded:
             ids[pads], scores[pads] = -1, -np.inf
         result = SearchResult(ids, dist.astype(np.float32, copy=False), scores, meta)
         return result._squeeze() if single else result

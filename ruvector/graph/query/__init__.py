@@ -14,11 +14,11 @@ from ..._validate import integer
 from ...errors import QueryError
 from . import ast
 from .frame import TOTAL, Evaluator, Frame
-from .match import (Context, attend_setup, profiled, run_optional, run_scan, run_steps,
-                    scan_candidates)
+from .match import (Context, attend_setup, earlier_relationships, profiled, run_optional,
+                    run_scan, run_steps, scan_candidates)
 from .parser import parse
 from .planner import Expand, Scan, analyse, build_plan, with_scope
-from .project import project, project_with, skip_limit
+from .project import distinct_rows, project, project_with, skip_limit
 from .result import QueryResult
 from .view import GraphView
 from . import values as V
@@ -81,13 +81,7 @@ def _run_union(union, graph, params, limits, pushdown):
                              f"{columns}, part {i} {part.columns}")
     rows = [row for part in parts for row in part.rows]
     if not union.all:
-        seen, unique = set(), []
-        for row in rows:
-            key = tuple(V.hashable(v) for v in row)
-            if key not in seen:
-                seen.add(key)
-                unique.append(row)
-        rows = unique
+        rows = [rows[i] for i in distinct_rows(rows)]
     stats = {k: sum(p.stats.get(k, 0) for p in parts)
              for k in ("nodes_expanded", "edges_scanned", "ms")}
     plans = [p.plan for p in parts if p.plan is not None]
@@ -126,8 +120,7 @@ def _run_single(query, graph, params, limits, pushdown):
         frame = ctx.keep(run_steps(plan.steps, start, ctx), plan.residual)
     first = len(plan.steps)
     for opt in plan.optional:
-        frame = run_optional(opt, frame, ctx, lambda steps, f, at=first:
-                             run_steps(steps, f, ctx, first=at))
+        frame = run_optional(opt, frame, ctx, first)
         first += len(opt.steps)
     if query.attend is not None and not query.order_by:
         frame = frame.take(np.argsort(-frame.weights[TOTAL], kind="stable"))
@@ -140,8 +133,7 @@ def _run_single(query, graph, params, limits, pushdown):
             frame = ctx.keep(frame, [query.with_.where])
         if plan.after_with is not None:  # MATCH after WITH: its own relationship uniqueness
             ctx.evaluate, ctx.kinds = evaluate, evaluate.kinds
-            ctx.exempt = frozenset(s for s in frame.cols
-                                   if evaluate.kinds.get(s) in ("rel", "varrel"))
+            ctx.exempt = earlier_relationships(frame, evaluate.kinds)
             frame = ctx.keep(run_steps(plan.after_with.steps, frame, ctx, first),
                              plan.after_with.residual)
     columns, rows = project(query, frame, evaluate)

@@ -357,19 +357,30 @@ def _emit(step, frame, parents, nodes, path, width, hop_w, prod_w, ctx):
     return ctx.keep(out, step.filters)
 
 
-def run_optional(opt, frame, ctx, run_steps):
-    """OPTIONAL MATCH: every row of ``frame`` with each match of ``opt``'s steps
-    (``run_steps(steps, frame)``), and rows without one once, their new slots null
-    (NULL_SLOT, or NULL_PATH rows for variable-length relationships); input order kept."""
+def earlier_relationships(frame, kinds):
+    """The relationship slots bound in ``frame``: a later MATCH clause may walk them again."""
+    return frozenset(s for s in frame.cols if kinds.get(s) in ("rel", "varrel"))
+
+
+def _seed(frame, slots):
+    """The rows of ``frame`` whose ``slots`` are all non-null (a null variable matches
+    nothing), with their row numbers in a ROW column."""
     usable = np.ones(frame.n, bool)
-    for slot in opt.needs:         # a null earlier variable matches nothing
+    for slot in slots:
         usable &= ~null_rows(frame.cols[slot])
     seed = frame.take(np.flatnonzero(usable))
     seed.cols[ROW] = np.flatnonzero(usable)
-    outer, ctx.exempt = ctx.exempt, frozenset(s for s, k in ctx.kinds.items()
-                                              if k in ("rel", "varrel") and s in frame.cols)
+    return seed
+
+
+def run_optional(opt, frame, ctx, first):
+    """OPTIONAL MATCH: every row of ``frame`` with each match of ``opt``'s steps (numbered
+    from ``first``), and rows without one once, their new slots null (NULL_SLOT, or
+    NULL_PATH rows for variable-length relationships); input order kept."""
+    seed = _seed(frame, opt.needs)
+    outer, ctx.exempt = ctx.exempt, earlier_relationships(frame, ctx.kinds)
     try:
-        matched = ctx.keep(run_steps(opt.steps, seed), opt.residual)
+        matched = ctx.keep(run_steps(opt.steps, seed, ctx, first), opt.residual)
     finally:
         ctx.exempt = outer
     hit = np.zeros(frame.n, bool)
@@ -404,12 +415,8 @@ def count_matches(sub, frame, evaluate):
     sub_ctx = Context(inner, ctx.view, kinds, ctx.max_hops, ctx.max_expansions, ctx.timeout,
                       ctx.max_memory)
     sub_ctx.stats, sub_ctx.t0 = ctx.stats, ctx.t0   # one budget for the whole query
-    sub_ctx.exempt = frozenset(s for s in frame.cols if kinds.get(s) in ("rel", "varrel"))
-    usable = np.ones(frame.n, bool)
-    for slot in sub.pattern_variables & set(frame.cols):
-        usable &= ~null_rows(frame.cols[slot])
-    seed = frame.take(np.flatnonzero(usable))
-    seed.cols[ROW] = np.flatnonzero(usable)
+    sub_ctx.exempt = earlier_relationships(frame, kinds)
+    seed = _seed(frame, sub.pattern_variables & set(frame.cols))
     matched = sub_ctx.keep(run_steps(steps, seed, sub_ctx), residual)
     return np.bincount(matched.cols[ROW], minlength=frame.n).astype(np.int64)
 

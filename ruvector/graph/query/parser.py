@@ -56,6 +56,11 @@ def _is_hex(s):
     return len(s) == 4 and all(c in "0123456789abcdefABCDEF" for c in s)
 
 
+def _where_of(items):
+    """The condition of a clause's ("where", expr) child, or None."""
+    return next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"), None)
+
+
 def _is_token(x, *types):
     from lark import Token
     return isinstance(x, Token) and (not types or x.type in types)
@@ -105,8 +110,7 @@ def _build_transformer():
                          getattr(token, "column", None))
 
         def subquery(self, items):
-            where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
-                         None)
+            where = _where_of(items)
             return (tuple(x for x in items if isinstance(x, A.PathPattern)), where)
 
         def count_subquery(self, items):
@@ -295,18 +299,16 @@ def _build_transformer():
             return A.ReturnItem(items[0], alias, self.text[meta.start_pos:meta.end_pos].strip())
 
         def optional_clause(self, items):
-            where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
-                         None)
+            where = _where_of(items)
             return A.Optional_(tuple(x for x in items if isinstance(x, A.PathPattern)), where)
 
         def then_match(self, items):
-            where = next((x[1] for x in items if x[0] == "where"), None)
+            where = _where_of(items)
             return ("then", items[0][1], where)
 
         def with_clause(self, items):
             distinct = any(_is_token(x, "DISTINCT") for x in items)
-            where = next((x[1] for x in items if isinstance(x, tuple) and x[0] == "where"),
-                         None)
+            where = _where_of(items)
             then = next((x for x in items if isinstance(x, tuple) and x[0] == "then"),
                         ("then", (), None))
             return ("with", A.With(tuple(x for x in items if isinstance(x, A.ReturnItem)),

@@ -78,10 +78,15 @@ def _aggregated(items, frame, evaluate):
 
 
 def _distinct_rows(cols, n):
-    seen, keep = set(), []
     lists = [c.tolist() for c in cols]
-    for r in range(n):
-        h = tuple(V.hashable(col[r]) for col in lists)
+    return distinct_rows([tuple(col[r] for col in lists) for r in range(n)])
+
+
+def distinct_rows(rows):
+    """Positions (int64) of the first occurrence of every distinct row (a tuple of values)."""
+    seen, keep = set(), []
+    for r, row in enumerate(rows):
+        h = tuple(V.hashable(v) for v in row)
         if h not in seen:
             seen.add(h)
             keep.append(r)
