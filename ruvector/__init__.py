@@ -5,9 +5,9 @@ name below, and kernels compile lazily (cached on disk) on their first call.
 """
 from importlib import import_module
 
-from .errors import (CorruptFile, DimensionMismatch, InvalidConfig, InvalidInput, LockedError,
-                     NotAStore, NotFound, QueryError, QueryLimitExceeded, QuerySyntaxError,
-                     RuvectorError, StorageError)
+from .errors import (CorruptFile, DimensionMismatch, ExportError, InvalidConfig, InvalidInput,
+                     LockedError, MissingDependency, NotAStore, NotFound, QueryError,
+                     QueryLimitExceeded, QuerySyntaxError, RuvectorError, StorageError)
 
 from . import _deprecated
 
@@ -56,4 +56,4 @@ def __dir__():
 
 __all__ = ["__version__", "RuvectorError", "InvalidInput", "DimensionMismatch", "InvalidConfig",
            "NotFound", "StorageError", "NotAStore", "CorruptFile", "LockedError", "QueryError",
-           "QuerySyntaxError", "QueryLimitExceeded", *_LAZY]
+           "QuerySyntaxError", "QueryLimitExceeded", "MissingDependency", "ExportError", *_LAZY]

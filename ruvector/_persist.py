@@ -173,6 +173,24 @@ def write_generation(root, format_name, version, writers, meta):
     return manifest
 
 
+def write_file_atomic(path, write):
+    """Write one file through ``write(tmp_path)`` into ``path + ".tmp"``, fsync it and rename it
+    over ``path``: a reader sees the old file or the complete new one.  An OSError raises
+    StorageError and leaves ``path`` as it was."""
+    path = store_path(path)
+    tmp = path + ".tmp"
+    try:
+        write(tmp)
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+        _fsync_path(os.path.dirname(os.path.abspath(path)), directory=True)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise StorageError(f"writing {path} failed ({exc.strerror or exc}); "
+                           "nothing was replaced") from None
+
+
 def _write_files(folder, writers):
     """Write and fsync every file of a generation into ``folder``; their size and SHA-256."""
     shutil.rmtree(folder, ignore_errors=True)

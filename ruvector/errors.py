@@ -66,8 +66,17 @@ class QueryLimitExceeded(QueryError):
         self.stats = stats
 
 
+class MissingDependency(RuvectorError, ImportError):
+    """An optional feature whose package is not installed; the message names the extra
+    (``pip install "ruvector[viz]"``)."""
+
+
+class ExportError(RuvectorError):
+    """An exported model does not reproduce the module (a check after export failed)."""
+
+
 __all__ = [
     "RuvectorError", "InvalidInput", "DimensionMismatch", "InvalidConfig", "NotFound",
     "StorageError", "NotAStore", "CorruptFile", "LockedError", "QueryError", "QuerySyntaxError",
-    "QueryLimitExceeded",
+    "QueryLimitExceeded", "MissingDependency", "ExportError",
 ]

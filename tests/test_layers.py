@@ -9,7 +9,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "ruvector"
 FLOORS = [
     ("ground", ["ruvector.errors", "ruvector._validate", "ruvector._persist", "ruvector._arrow",
                 "ruvector._threads", "ruvector._rwlock", "ruvector._progress",
-                "ruvector._malloc", "ruvector._deprecated", "ruvector._compile_notice"]),
+                "ruvector._malloc", "ruvector._deprecated", "ruvector._compile_notice",
+                "ruvector._optional"]),
     ("kernels", ["ruvector.kernels"]),
     ("nn", ["ruvector.nn"]),
     ("training", ["ruvector.training"]),

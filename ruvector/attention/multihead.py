@@ -5,7 +5,9 @@ from .._validate import all_finite, as_array, as_bool_mask, positive_int, probab
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
+from ..nn.onnx_graph import axes, example_arrays
 from . import functional as F
+from .scaled_dot import mask_axes, onnx_attention
 from ..kernels import heads as KH
 
 
@@ -194,6 +196,55 @@ class MultiHeadAttention(Module):
         if rank < 3:
             gk, gv = gk[0], gv[0]
         return gq.reshape(q_shape), gk.reshape(gk.shape), gv.reshape(gv.shape)
+
+    # -- ONNX export ------------------------------------------------------------------------
+    def onnx_example(self):
+        rng = np.random.default_rng(0)
+        return (rng.standard_normal((2, 5, self.d_model)), rng.standard_normal((2, 6, self.kdim)),
+                rng.standard_normal((2, 6, self.vdim)))
+
+    def onnx_inputs(self, examples):
+        """query (batch, q_len, d_model), key (batch, k_len, kdim), value (batch, k_len,
+        vdim), or the same without the batch axis; optionally a boolean mask broadcastable
+        to (batch, q_len, k_len) or (batch, heads, q_len, k_len)."""
+        if len(examples) not in (3, 4):
+            raise InvalidInput("example inputs are (query, key, value) or (query, key, "
+                               "value, mask)")
+        arrays = example_arrays(examples, ["float"] * 3 + ["bool"])
+        lead = ["batch"] if arrays[0].ndim == 3 else []
+        specs = [(name, axes(a, lead + [length, width], name)) for name, a, length, width in
+                 (("query", arrays[0], "q_len", self.d_model),
+                  ("key", arrays[1], "k_len", self.kdim),
+                  ("value", arrays[2], "k_len", self.vdim))]
+        for (name, dims), a in zip(specs, arrays):
+            if dims[-1] != a.shape[-1]:
+                raise DimensionMismatch(f"{name} {a.shape} must end in width {dims[-1]}")
+        if len(arrays) == 4:
+            m = arrays[3]
+            logits = ["batch", "heads", "q_len", "k_len"] if m.ndim == 4 else \
+                ["batch", "q_len", "k_len"]
+            specs.append(("mask", mask_axes(m, logits)))
+        return specs, arrays
+
+    def emit_onnx(self, g, query, key, value, mask=None):
+        batched = len(g.shape(query)) == 3
+        H, dh = self.num_heads, self.head_dim
+
+        def heads(x, w, b):   # (B, L, in) -> (B, H, L, dh)
+            if not batched:
+                x = g.unsqueeze(x, [0])
+            y = g.linear(x, g.param(w, getattr(self, w)),
+                         g.param(b, getattr(self, b)) if self.bias else None)
+            return g.op("Transpose", g.reshape(y, [0, 0, H, dh]), perm=[0, 2, 1, 3])
+
+        q, k, v = heads(query, "w_q", "b_q"), heads(key, "w_k", "b_k"), heads(value, "w_v", "b_v")
+        if mask is not None and len(g.shape(mask)) == 3:
+            mask = g.unsqueeze(mask, [1])   # (B, Lq, Lk): the same for every head
+        out = onnx_attention(g, q, k, v, mask, 1.0 / np.sqrt(dh), self.causal, 4)
+        merged = g.reshape(g.op("Transpose", out, perm=[0, 2, 1, 3]), [0, 0, self.d_model])
+        y = g.linear(merged, g.param("w_o", self.w_o),
+                     g.param("b_o", self.b_o) if self.bias else None)
+        return y if batched else g.squeeze(y, [0])
 
     def _accumulate(self, w_name, b_name, x, g):
         self._grads[w_name] += matmul_tn(x, g).astype(self.dtype, copy=False)

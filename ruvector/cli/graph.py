@@ -1,8 +1,8 @@
 """``ruvector graph import | info | query``."""
 import json
-import os
 import sys
 
+from .._persist import write_file_atomic
 from ..errors import InvalidInput, StorageError
 
 
@@ -113,9 +113,8 @@ def _query(args):
         print(res.plan, file=sys.stderr)
     if args.out:
         import pyarrow.parquet as pq
-        tmp = args.out + ".tmp"
-        pq.write_table(res.to_arrow(), tmp)
-        os.replace(tmp, args.out)
+        table = res.to_arrow()
+        write_file_atomic(args.out, lambda tmp: pq.write_table(table, tmp))
         print(f"{len(res)} rows -> {args.out}", file=sys.stderr)
     elif args.json:
         print(json.dumps({"columns": res.columns, "rows": [list(r) for r in res.rows],

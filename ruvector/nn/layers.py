@@ -5,6 +5,7 @@ from .._validate import as_array, finite_number, positive_int
 from ..errors import DimensionMismatch
 from .matmul import matmul, matmul_tn
 from .module import Module, glorot_uniform, make_rng
+from .onnx_graph import example_arrays, rows_input
 
 
 def _sum_leading(g):
@@ -58,6 +59,17 @@ class Linear(Module):
             self._grads["bias"] += _sum_leading(g)
         return matmul(g, self.weight.T)
 
+    def onnx_example(self):
+        return (np.random.default_rng(0).standard_normal((4, self.in_features)),)
+
+    def onnx_inputs(self, examples):
+        (x,) = example_arrays(examples, ["float"])
+        return [("x", rows_input(x, self.in_features, "x"))], (x,)
+
+    def emit_onnx(self, g, x):
+        return g.linear(x, g.param("weight", self.weight),
+                        g.param("bias", self.bias) if "bias" in self._params else None)
+
 
 class LayerNorm(Module):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (Ba et al. 2016).
@@ -97,3 +109,14 @@ class LayerNorm(Module):
         g = g_out * self.weight
         return (g - g.mean(axis=-1, keepdims=True)
                 - xhat * (g * xhat).mean(axis=-1, keepdims=True)) * inv_std
+
+    def onnx_example(self):
+        return (np.random.default_rng(0).standard_normal((4, self.dim)),)
+
+    def onnx_inputs(self, examples):
+        (x,) = example_arrays(examples, ["float"])
+        return [("x", rows_input(x, self.dim, "x"))], (x,)
+
+    def emit_onnx(self, g, x):
+        return g.op("LayerNormalization", x, g.param("weight", self.weight),
+                    g.param("bias", self.bias), axis=-1, epsilon=float(self.eps))

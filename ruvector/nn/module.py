@@ -167,6 +167,36 @@ class Module:
         for name, value in state.items():
             params[name][...] = value
 
+    # -- ONNX export (``ruvector.nn.onnx_graph``) ---------------------------------------------
+    def to_onnx(self, path, example_inputs=None, *, verify=True, rtol=1e-5, atol=1e-5):
+        """Export the inference forward as an ONNX model (opset 18) at ``path``.
+
+        ``example_inputs``: a tuple of arrays as ``forward`` takes them (default: a small
+        random example); they fix ranks and feature widths, every other axis is dynamic.
+        With ``verify`` the file is run in onnxruntime and must reproduce ``forward`` within
+        ``rtol`` / ``atol`` (ExportError otherwise).  Needs ``pip install "ruvector[onnx]"``.
+        Returns the path.
+        """
+        from .onnx_graph import export_module
+        return export_module(self, path, example_inputs, verify=verify, rtol=rtol, atol=atol)
+
+    def onnx_example(self):
+        """A small random example of ``forward``'s inputs (what :meth:`to_onnx` traces with
+        when given none)."""
+        from .onnx_graph import not_exportable
+        not_exportable(self)
+
+    def onnx_inputs(self, examples):
+        """([(input name, ONNX dims)], example arrays converted) for :meth:`to_onnx`."""
+        from .onnx_graph import not_exportable
+        not_exportable(self)
+
+    def emit_onnx(self, graph, *inputs):
+        """Add this module's inference forward to ``graph`` (an ``OnnxGraph``) reading the
+        tensors named ``inputs``; returns the output tensor's name."""
+        from .onnx_graph import not_exportable
+        not_exportable(self)
+
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
         if params is not None and name in params:
