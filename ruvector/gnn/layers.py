@@ -14,6 +14,7 @@ from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.csr import as_csr, k_hop_nodes
 from ..nn.matmul import matmul, matmul_tn
 from ..nn.module import Module, glorot_uniform, make_rng
+from ..nn.onnx_graph import NEG_LARGE, example_arrays
 from .._threads import num_workers
 from ..kernels import gnn_dense as KD
 from ..kernels import gnn as K
@@ -54,6 +55,53 @@ def _grad(grad, shape, dtype):
     if g.shape != shape:
         raise DimensionMismatch(f"grad_out {g.shape} does not match the output {shape}")
     return g
+
+
+def graph_example(in_dim, edge_dim=None):
+    """A small random (x, edge_index[, edge_attr]) with a self-loop, a parallel edge and a
+    node without incoming edges: the default example of the graph layers' ONNX export."""
+    rng = np.random.default_rng(0)
+    edge_index = np.array([[0, 1, 2, 3, 3, 4, 1, 2], [1, 2, 0, 0, 0, 4, 4, 3]])
+    example = (rng.standard_normal((6, in_dim)), edge_index)
+    if edge_dim is not None:
+        example += (rng.standard_normal((edge_index.shape[1], edge_dim)),)
+    return example
+
+
+def graph_onnx_inputs(examples, in_dim, edge_dim=None):
+    """ONNX inputs of a graph layer: x ("num_nodes", in_dim), edge_index (2, "num_edges")
+    int64, and with ``edge_dim`` edge_attr ("num_edges", edge_dim)."""
+    want = 2 if edge_dim is None else 3
+    if len(examples) != want:
+        raise InvalidInput("example inputs are (x, edge_index" +
+                           (", edge_attr)" if edge_dim is not None else ")"))
+    arrays = example_arrays(examples, ["float", "int", "float"])
+    x = _features(arrays[0], in_dim, np.float32)
+    as_csr(arrays[1], x.shape[0])   # the indices are checked
+    specs = [("x", ["num_nodes", in_dim]), ("edge_index", [2, "num_edges"])]
+    if edge_dim is not None:
+        attr = _features(arrays[2], edge_dim, np.float32, "edge_attr")
+        if attr.shape[0] != arrays[1].shape[1]:
+            raise DimensionMismatch(f"edge_attr has {attr.shape[0]} rows for "
+                                    f"{arrays[1].shape[1]} edges")
+        specs.append(("edge_attr", ["num_edges", edge_dim]))
+    return specs, arrays
+
+
+def _onnx_edges(g, edge_index):
+    """(source, target) int64 (E,) tensors of an edge_index tensor."""
+    return (g.op("Gather", edge_index, g.const(0, np.int64), axis=0),
+            g.op("Gather", edge_index, g.const(1, np.int64), axis=0))
+
+
+def _onnx_in_degree(g, dst, n):
+    """Incoming edges per node, float32 (N,)."""
+    return g.scatter_rows(dst, g.filled(g.op("Shape", dst), 1.0), n, "add")
+
+
+def _onnx_sum_into(g, values, src, dst, n):
+    """sum over the edges j -> i of values_j, per target i: (N, ...)."""
+    return g.scatter_rows(dst, g.op("Gather", values, src, axis=0), n, "add")
 
 
 class GATLayer(Module):
@@ -266,6 +314,49 @@ class GATLayer(Module):
             h = self.forward(h, sub_ei, attr)
         return h[local[node]]
 
+    # -- ONNX export ------------------------------------------------------------------------
+    def onnx_example(self):
+        return graph_example(self.in_dim, self.edge_dim)
+
+    def onnx_inputs(self, examples):
+        return graph_onnx_inputs(examples, self.in_dim, self.edge_dim)
+
+    def emit_onnx(self, g, x, edge_index, edge_attr=None):
+        """The inference forward: self-loops as in :meth:`_prepare`, the per-target softmax
+        max-subtracted (a scatter max), messages summed by a scatter add."""
+        H, C = self.heads, self.out_dim
+        n = g.dim(x, 0)
+        src, dst = _onnx_edges(g, edge_index)
+        if self.add_self_loops:
+            keep = g.op("Not", g.op("Equal", src, dst))
+            src, dst = (g.op("Compress", t, keep, axis=0) for t in (src, dst))
+            if edge_attr is not None:
+                edge_attr = g.op("Compress", edge_attr, keep, axis=0)
+                loops = g.op("Div", g.scatter_rows(dst, edge_attr, n, "add"), g.op(
+                    "Max", g.unsqueeze(_onnx_in_degree(g, dst, n), [1]), g.const(1.0)))
+                edge_attr = g.op("Concat", edge_attr, loops, axis=0)
+            nodes = g.arange(n)
+            src, dst = (g.op("Concat", t, nodes, axis=0) for t in (src, dst))
+        h = g.reshape(g.linear(x, g.param("weight", self.weight)), [0, H, C])
+
+        def score(t, att):   # (rows, H, C) . att (H, C) -> (rows, H)
+            return g.reduce("Sum", g.op("Mul", t, g.param(att, getattr(self, att))), [-1])
+
+        e = g.op("Add", g.op("Gather", score(h, "att_src"), src, axis=0),
+                 g.op("Gather", score(h, "att_dst"), dst, axis=0))
+        if edge_attr is not None:
+            he = g.reshape(g.linear(edge_attr, g.param("weight_edge", self.weight_edge)),
+                           [0, H, C])
+            e = g.op("Add", e, score(he, "att_edge"))
+        e = g.op("LeakyRelu", e, alpha=float(self.negative_slope))
+        top = g.scatter_rows(dst, e, n, "max", init=NEG_LARGE)
+        p = g.op("Exp", g.op("Sub", e, g.op("Gather", top, dst, axis=0)))
+        alpha = g.op("Div", p, g.op("Gather", g.scatter_rows(dst, p, n, "add"), dst, axis=0))
+        msg = g.op("Mul", g.op("Gather", h, src, axis=0), g.unsqueeze(alpha, [-1]))
+        out = g.scatter_rows(dst, msg, n, "add")
+        y = g.reshape(out, [0, H * C]) if self.concat else g.reduce("Mean", out, [1])
+        return g.op("Add", y, g.param("bias", self.bias)) if "bias" in self._params else y
+
     @staticmethod
     def _edge_attr_grad(d_attr, kept, g, attr_shape):
         """Map gradients of the (kept + loop) edge features back to the input edges."""
@@ -344,6 +435,20 @@ class GINLayer(Module):
         dx = np.empty_like(dz)
         KD.scatter(dz, g.nbr_s, g.indptr_s, self.dtype.type(1.0 + self.eps_value), dz, True, dx)
         return dx
+
+
+    def onnx_example(self):
+        return graph_example(self.in_dim)
+
+    def onnx_inputs(self, examples):
+        return graph_onnx_inputs(examples, self.in_dim)
+
+    def emit_onnx(self, g, x, edge_index):
+        src, dst = _onnx_edges(g, edge_index)
+        z = g.op("Add", g.op("Mul", x, g.const(1.0 + self.eps_value)),
+                 _onnx_sum_into(g, x, src, dst, g.dim(x, 0)))
+        hidden = g.op("Relu", g.linear(z, g.param("w1", self.w1), g.param("b1", self.b1)))
+        return g.linear(hidden, g.param("w2", self.w2), g.param("b2", self.b2))
 
 
 class SAGELayer(Module):
@@ -436,6 +541,34 @@ class SAGELayer(Module):
             self._grads["bias"] += gb.sum(axis=0)
         KD.scatter(dagg, g.nbr_s, g.indptr_s, self.dtype.type(1), dxr, self.root_weight, dx)
         return dx
+
+    def onnx_example(self):
+        return graph_example(self.in_dim)
+
+    def onnx_inputs(self, examples):
+        return graph_onnx_inputs(examples, self.in_dim)
+
+    def emit_onnx(self, g, x, edge_index):
+        n = g.dim(x, 0)
+        src, dst = _onnx_edges(g, edge_index)
+        if self.aggr == "max":   # a node without incoming edges aggregates zeros
+            top = g.scatter_rows(dst, g.op("Gather", x, src, axis=0), n, "max", init=NEG_LARGE)
+            has_in = g.unsqueeze(g.op("Greater", _onnx_in_degree(g, dst, n), g.const(0.0)), [1])
+            agg = g.op("Where", has_in, top, g.const(0.0))
+        else:
+            agg = _onnx_sum_into(g, x, src, dst, n)
+            if self.aggr == "mean":
+                deg = g.unsqueeze(_onnx_in_degree(g, dst, n), [1])
+                agg = g.op("Div", agg, g.op("Max", deg, g.const(1.0)))
+        out = g.linear(agg, g.param("w_neigh", self.w_neigh))
+        if self.root_weight:
+            out = g.op("Add", out, g.linear(x, g.param("w_root", self.w_root)))
+        if "bias" in self._params:
+            out = g.op("Add", out, g.param("bias", self.bias))
+        if self.normalize:
+            norm = g.reduce("L2", out, [-1], keepdims=True)
+            out = g.op("Div", out, g.op("Max", norm, g.const(1e-12)))
+        return out
 
     def _backward_max(self, x, g, agg, arg, gy, dx):
         """Backward of max aggregation: each feature's gradient goes to the edge that won."""

@@ -3,7 +3,7 @@ import numpy as np
 from scipy.special import erf
 
 from .._validate import as_array, choice, index_array, positive_int
-from .layers import GATLayer
+from .layers import GATLayer, graph_example, graph_onnx_inputs
 from ..errors import DimensionMismatch, InvalidConfig, InvalidInput
 from ..nn.layers import LayerNorm, Linear
 from ..nn.module import Module, make_rng
@@ -27,6 +27,14 @@ def _activation(name):
     raise InvalidConfig(f"activation must be 'relu' or 'gelu', got {name!r}")
 
 
+def _onnx_activation(g, name, x):
+    """relu, or the exact gelu 0.5 x (1 + erf(x / sqrt 2)), in ONNX."""
+    if name == "relu":
+        return g.op("Relu", x)
+    cdf = g.op("Add", g.op("Erf", g.op("Div", x, g.const(_SQRT2))), g.const(1.0))
+    return g.op("Mul", g.op("Mul", x, cdf), g.const(0.5))
+
+
 class AttentionGNNLayer(Module):
     """Transformer-style graph block (post-norm):
 
@@ -44,6 +52,7 @@ class AttentionGNNLayer(Module):
         heads = positive_int(heads, "heads")
         if self.dim % heads:
             raise InvalidConfig(f"dim={dim} is not divisible by heads={heads}")
+        self.activation = activation
         self.act, self.dact = _activation(activation)
         ff_dim = positive_int(ff_dim if ff_dim is not None else 2 * dim, "ff_dim")
         rng = make_rng(seed)
@@ -71,6 +80,25 @@ class AttentionGNNLayer(Module):
         g_h = g_sum2 + self.ff1.backward(self.ff2.backward(g_sum2) * self.dact(pre))
         g_sum1 = self.norm1.backward(g_h)                  # d(x + attn(x))
         return g_sum1 + self.attn.backward(g_sum1)
+
+
+    def onnx_example(self):
+        return graph_example(self.dim)
+
+    def onnx_inputs(self, examples):
+        return graph_onnx_inputs(examples, self.dim)
+
+    def emit_onnx(self, g, x, edge_index):
+        with g.scope("attn"):
+            a = self.attn.emit_onnx(g, x, edge_index)
+        with g.scope("norm1"):
+            h = self.norm1.emit_onnx(g, g.op("Add", x, a))
+        with g.scope("ff1"):
+            pre = self.ff1.emit_onnx(g, h)
+        with g.scope("ff2"):
+            ff = self.ff2.emit_onnx(g, _onnx_activation(g, self.activation, pre))
+        with g.scope("norm2"):
+            return self.norm2.emit_onnx(g, g.op("Add", h, ff))
 
 
 class GNN(Module):
@@ -114,6 +142,20 @@ class GNN(Module):
             if isinstance(g, tuple):  # a layer with edge features: keep the x gradient
                 g = g[0]
         return g
+
+    def onnx_example(self):
+        return self.layers[0].onnx_example()
+
+    def onnx_inputs(self, examples):
+        return self.layers[0].onnx_inputs(examples)
+
+    def emit_onnx(self, g, x, edge_index):
+        for i, layer in enumerate(self.layers):
+            with g.scope(str(i)):
+                x = layer.emit_onnx(g, x, edge_index)
+            if self.activation is not None and i < len(self.layers) - 1:
+                x = _onnx_activation(g, self.activation, x)
+        return x
 
     def train_step(self, graph, targets, mask=None, *, loss="mse", optimizer, x=None,
                    max_grad_norm=None):

@@ -4,6 +4,7 @@ import numpy as np
 from .._validate import as_array, finite_number, flag, positive_int, probability
 from ..errors import DimensionMismatch, InvalidInput
 from ..nn.module import Module, glorot_uniform, make_rng
+from ..nn.onnx_graph import example_arrays, rows_input
 
 
 class AttentionDistance(Module):
@@ -76,6 +77,31 @@ class AttentionDistance(Module):
         return (pa @ pb.T) * self.dtype.type(self._c)
 
     forward = pairwise
+
+    def onnx_example(self):
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((4, self.dim)), rng.standard_normal((5, self.dim))
+
+    def onnx_inputs(self, examples):
+        """A ("rows_A0", dim) and B ("rows_B0", dim): the exported model is :meth:`pairwise`."""
+        if len(examples) != 2:
+            raise InvalidInput("example inputs are (A, B)")
+        arrays = example_arrays(examples, ["float", "float"])
+        for name, x in zip("AB", arrays):
+            if x.ndim != 2:
+                raise DimensionMismatch(f"{name} {x.shape} must be (rows, dim) to export")
+        return [(name, rows_input(x, self.dim, name, f"rows_{name}"))
+                for name, x in zip("AB", arrays)], arrays
+
+    def emit_onnx(self, g, A, B):
+        """Zero rows give NaN in the exported model (pairwise raises InvalidInput)."""
+        def project(x, w):
+            if self.normalize:
+                x = g.op("Div", x, g.reduce("L2", x, [-1], keepdims=True))
+            return g.linear(x, g.param(w, getattr(self, w)))
+
+        s = g.op("MatMul", project(A, "w_q"), g.op("Transpose", project(B, "w_k")))
+        return g.op("Mul", s, g.const(self._c))
 
     def similarity(self, a, b):
         """Row-wise similarity of a (n, dim) and b (n, dim) (or two vectors: a scalar)."""

@@ -64,7 +64,7 @@ class OnnxGraph:
 
     def const(self, value, dtype=np.float32, name="const"):
         """An initializer holding ``value`` cast to ``dtype``."""
-        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        arr = np.array(value, dtype=dtype, order="C")   # 0-d stays 0-d
         name = self._fresh(self._prefix + name)
         self.initializers.append(self.onnx.numpy_helper.from_array(arr, name))
         return name
@@ -119,13 +119,15 @@ class OnnxGraph:
     def scatter_rows(self, index, updates, rows, reduction, init=0.0):
         """out[index[e]] <reduction>= updates[e] into ``rows`` rows filled with ``init``
         (the trailing axes are those of ``updates``): a segment sum / max by target."""
-        trailing = self.op("Shape", updates, start=1)
-        shape = self.op("Concat", rows, trailing, axis=0)
+        shape = self.op("Concat", rows, self.op("Shape", updates, start=1), axis=0)
+        return self.op("ScatterND", self.filled(shape, init), self.unsqueeze(index, [-1]),
+                       updates, reduction=reduction)
+
+    def filled(self, shape, value):
+        """A float32 tensor of the (runtime) ``shape`` holding ``value`` everywhere."""
         fill = self.onnx.helper.make_tensor("fill", self.onnx.TensorProto.FLOAT, [1],
-                                            [float(init)])
-        data = self.op("ConstantOfShape", shape, value=fill)
-        return self.op("ScatterND", data, self.unsqueeze(index, [-1]), updates,
-                       reduction=reduction)
+                                            [float(value)])
+        return self.op("ConstantOfShape", shape, value=fill)
 
     def model(self, output, graph_name):
         """The ModelProto with ``output`` exposed as the graph output ``output``."""
@@ -150,11 +152,12 @@ def axes(example, names, what):
     return [n if n is not None else int(s) for n, s in zip(names, example.shape)]
 
 
-def rows_input(example, width, what):
-    """Dims of an input (..., width): every leading axis dynamic (``axis0``, ``axis1``...)."""
+def rows_input(example, width, what, prefix="axis"):
+    """Dims of an input (..., width): every leading axis dynamic (``axis0``, ``axis1``...;
+    inputs whose leading axes may differ in size need different ``prefix`` es)."""
     if example.ndim < 1 or example.shape[-1] != width:
         raise DimensionMismatch(f"{what} {example.shape} must end in width {width}")
-    return [f"axis{i}" for i in range(example.ndim - 1)] + [width]
+    return [f"{prefix}{i}" for i in range(example.ndim - 1)] + [width]
 
 
 def example_arrays(examples, kinds):
