@@ -20,6 +20,7 @@ FLOORS = [
     ("graph arrays", ["ruvector.graph.arrays"]),
     ("query", ["ruvector.graph.query"]),
     ("graph", ["ruvector.graph"]),
+    ("export", ["ruvector.export"]),
     ("cli", ["ruvector.cli", "ruvector.__main__"]),
 ]
 # The package root re-exports names lazily (by module path strings) and installs the finder

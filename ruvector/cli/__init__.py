@@ -1,10 +1,10 @@
-"""ruvector command line (also python -m ruvector): vector stores, graph stores, benchmarks."""
+"""ruvector command line (also python -m ruvector): stores, benchmarks, export, pictures, tests."""
 import argparse
 import sys
 
 from .. import __version__
 from ..errors import RuvectorError
-from . import bench, graph, index, warmup
+from . import bench, export, graph, index, warmup
 
 
 def _demo(args):
@@ -21,6 +21,7 @@ def build_parser():
     index.register(sub)
     graph.register(sub)
     warmup.register(sub)
+    export.register(sub)
     demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser
