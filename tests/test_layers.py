@@ -21,6 +21,7 @@ FLOORS = [
     ("query", ["ruvector.graph.query"]),
     ("graph", ["ruvector.graph"]),
     ("export", ["ruvector.export"]),
+    ("viz", ["ruvector.viz"]),
     ("cli", ["ruvector.cli", "ruvector.__main__"]),
 ]
 # The package root re-exports names lazily (by module path strings) and installs the finder

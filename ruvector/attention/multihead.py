@@ -45,11 +45,12 @@ class MultiHeadAttention(Module):
     (d_model,)``.  Weights are Glorot-uniform from ``seed``, biases zero.  (PyTorch's
     ``in_proj_weight`` rows are these matrices transposed.)
 
-    ``forward(query, key, value, mask=None, need_weights=False)``: query (Lq, d_model) or
+    ``forward(query, key, value, mask=None, need_weights=False, average_weights=True)``: query (Lq, d_model) or
     (B, Lq, d_model) (or a single (d_model,) vector), key (.., Lk, kdim), value
     (.., Lk, vdim).  ``mask`` is boolean (True = may attend), broadcastable to (B, Lq, Lk),
     or (B, H, Lq, Lk) for a per-head mask.  Returns the output in the query's shape and,
-    with ``need_weights``, the weights averaged over heads (B, Lq, Lk) (before dropout).
+    with ``need_weights``, the weights averaged over heads (B, Lq, Lk) (before dropout), or
+    per head (B, H, Lq, Lk) with ``average_weights=False`` (no B for an unbatched query).
 
     ``backward(grad_output)`` returns ``(grad_query, grad_key, grad_value)`` and accumulates
     the parameter gradients into ``grads``; for self-attention with one tensor, add the
@@ -145,7 +146,7 @@ class MultiHeadAttention(Module):
         out = self._project(merged, params["w_o"], params.get("b_o"))
         return out, ctx, merged, finite and all_finite(out)
 
-    def forward(self, query, key, value, mask=None, need_weights=False):
+    def forward(self, query, key, value, mask=None, need_weights=False, average_weights=True):
         q3, k3, v3, rank, q_shape = self._inputs(query, key, value)
         mask4 = self._mask4(mask, q3.shape[0], q3.shape[1], k3.shape[1])
         drop = self.dropout if self.training else 0.0
@@ -165,7 +166,8 @@ class MultiHeadAttention(Module):
         out = out.astype(self.dtype, copy=False)
         out = out.reshape(q_shape[:-1] + (self.d_model,))
         if need_weights:
-            w = F.attention_weights(ctx).mean(axis=1).astype(self.dtype, copy=False)
+            w = F.attention_weights(ctx)
+            w = (w.mean(axis=1) if average_weights else w).astype(self.dtype, copy=False)
             return out, (w[0] if rank < 3 else w)
         return out
 

@@ -4,7 +4,7 @@ import sys
 
 from .. import __version__
 from ..errors import RuvectorError
-from . import bench, export, graph, index, warmup
+from . import bench, export, graph, index, visualize, warmup
 
 
 def _demo(args):
@@ -22,6 +22,7 @@ def build_parser():
     graph.register(sub)
     warmup.register(sub)
     export.register(sub)
+    visualize.register(sub)
     demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser

@@ -291,6 +291,13 @@ class GraphStore:
                          max_expansions=max_expansions, timeout=timeout,
                          max_memory=max_memory)
 
+    def trace(self, text, params=None, **limits):
+        """The matches of a ``MATCH ... ATTEND BY ... RETURN`` query as paths with their
+        ``score()`` (what ``ruvector.viz.traversal`` draws); ``limits`` as for :meth:`query`.
+        See :func:`ruvector.graph.query.trace`."""
+        from .query import trace
+        return trace(self.arrays(), text, params, **limits)
+
     def explain(self, text, params=None, *, file=None):
         """Print (to ``file``, default stdout) and return the plan of a query."""
         from .query import explain

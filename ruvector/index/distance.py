@@ -1,6 +1,11 @@
 """AttentionDistance: a learned similarity from attention projections."""
+import json
+import math
+import pathlib
+
 import numpy as np
 
+from .._persist import write_file_atomic
 from .._validate import as_array, finite_number, flag, positive_int, probability
 from ..errors import DimensionMismatch, InvalidInput
 from ..nn.module import Module, glorot_uniform, make_rng
@@ -222,6 +227,15 @@ class FitHistory(list):
         super().__init__()
         self.validation = []
         self.best_epoch = None
+
+    def save(self, path):
+        """Write ``{"train": [...], "validation": [...], "best_epoch": i}`` as JSON (what
+        ``ruvector visualize training`` draws); NaN epochs become null."""
+        def finite(values):
+            return [v if math.isfinite(v) else None for v in values]
+        text = json.dumps({"train": finite(self), "validation": finite(self.validation),
+                           "best_epoch": self.best_epoch})
+        write_file_atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 
 def _split(n, share, rng):

@@ -19,7 +19,7 @@ def reference_mha(mha, q, k, v, mask=None):
     m = None if mask is None else np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))[:, None]
     out, w = reference_attention(Q, K, V, m, mha.causal)
     merged = out.transpose(0, 2, 1, 3).reshape(q.shape[0], q.shape[1], -1)
-    return merged @ p["w_o"] + bias("b_o"), w.mean(axis=1)
+    return merged @ p["w_o"] + bias("b_o"), w.mean(axis=1), w
 
 
 def test_parameter_layout():
@@ -39,7 +39,7 @@ def test_cross_attention_matches_reference(rng, causal):
         rng.standard_normal((2, 9, 10))
     mask = rng.random((2, 5, 9)) > 0.3
     out, w = mha.forward(q, k, v, mask, need_weights=True)
-    ref_out, ref_w = reference_mha(mha, q, k, v, mask)
+    ref_out, ref_w, _ = reference_mha(mha, q, k, v, mask)
     assert out.shape == (2, 5, 16) and w.shape == (2, 5, 9) and out.dtype == np.float32
     np.testing.assert_allclose(out, ref_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w, ref_w, rtol=1e-4, atol=1e-6)
@@ -49,11 +49,25 @@ def test_unbatched_and_single_query(rng):
     mha = MultiHeadAttention(8, 2, seed=1)
     x = rng.standard_normal((6, 8))
     out, w = mha.forward(x, x, x, need_weights=True)
-    ref_out, ref_w = reference_mha(mha, x[None], x[None], x[None])
+    ref_out, ref_w, _ = reference_mha(mha, x[None], x[None], x[None])
     np.testing.assert_allclose(out, ref_out[0], rtol=1e-4, atol=1e-5)
     assert w.shape == (6, 6)
     single = mha.forward(x[2], x, x)
     np.testing.assert_allclose(single, out[2], rtol=1e-5, atol=1e-6)
+
+
+def test_per_head_weights_match_reference(rng):
+    mha = MultiHeadAttention(12, 3, seed=2)
+    q, k = rng.standard_normal((2, 4, 12)), rng.standard_normal((2, 7, 12))
+    mask = rng.random((2, 4, 7)) > 0.3
+    mask[..., 0] = True
+    _, heads = mha.forward(q, k, k, mask, need_weights=True, average_weights=False)
+    _, mean, ref = reference_mha(mha, q, k, k, mask)
+    assert heads.shape == (2, 3, 4, 7)
+    np.testing.assert_allclose(heads, ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(heads.mean(axis=1), mean, rtol=1e-4, atol=1e-6)
+    _, single = mha.forward(q[0], k[0], k[0], need_weights=True, average_weights=False)
+    assert single.shape == (3, 4, 7)
 
 
 def test_per_head_mask(rng):

@@ -7,6 +7,7 @@ snapshot or anything with an ``arrays()`` method, such as a GraphStore) and proj
 RETURN clause.  See README "Graph queries".
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -170,6 +171,39 @@ def _run_chunked(plan, start, ctx, needed):
     return Frame.concat(frames, start)
 
 
+def trace(graph, text, params=None, *, max_hops=10, max_expansions=1_000_000, timeout=None,
+          max_memory=MAX_MEMORY):
+    """The matches of one ``MATCH ... ATTEND BY ... RETURN ...`` query as paths, for drawing
+    the traversal: a list of ``{"paths": [{"nodes": [keys], "relationships": [edge ids]},
+    one per comma-separated pattern], "score": score()}``, in the order RETURN would give
+    them (ORDER BY, SKIP and LIMIT apply; with DISTINCT or an aggregate in RETURN, every
+    match, in descending ``score()``)."""
+    _check_limits(max_hops, max_expansions, timeout, max_memory)
+    query = parse(text)
+    if isinstance(query, ast.Union) or query.with_ is not None or query.optional:
+        raise QueryError("a traversal is drawn from one MATCH ... ATTEND BY ... RETURN query "
+                         "(no UNION, WITH or OPTIONAL MATCH)")
+    if query.attend is None:
+        raise QueryError("a traversal is drawn from an ATTEND BY query: add "
+                         "ATTEND BY $q (or a node variable) before RETURN")
+    # Backquoted names may hold spaces, so these cannot clash with a variable of the query.
+    patterns = tuple(replace(p, path_var=p.path_var or f" path {i}")
+                     for i, p in enumerate(query.patterns))
+    returns = tuple(ast.ReturnItem(ast.Var(p.path_var), text=p.path_var) for p in patterns) + \
+        (ast.ReturnItem(ast.Call("score", ()), text="score()"),)
+    grouped = query.distinct or any(ast.contains_aggregate(r.expr) for r in query.returns)
+    aliases = {r.alias: r.expr for r in query.returns if r.alias}
+    order = () if grouped else tuple(
+        replace(o, expr=aliases.get(o.expr.name, o.expr)) if isinstance(o.expr, ast.Var) else o
+        for o in query.order_by)
+    query = replace(query, patterns=patterns, returns=returns, distinct=False, mode="run",
+                    order_by=order, skip=None if grouped else query.skip,
+                    limit=None if grouped else query.limit)
+    limits = (int(max_hops), int(max_expansions), timeout, int(max_memory))
+    res = _run_single(query, graph, params, limits, True)
+    return [{"paths": list(row[:-1]), "score": float(row[-1])} for row in res.rows]
+
+
 def explain(graph, text, params=None):
     """The plan of a query as text (of each part of a UNION)."""
     parsed = parse(text)
@@ -179,4 +213,4 @@ def explain(graph, text, params=None):
     return prepare(graph, parsed, params)[0].describe()
 
 
-__all__ = ["run_query", "explain", "parse", "QueryResult", "ast"]
+__all__ = ["run_query", "trace", "explain", "parse", "QueryResult", "ast"]
