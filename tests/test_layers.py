@@ -22,6 +22,7 @@ FLOORS = [
     ("graph", ["ruvector.graph"]),
     ("export", ["ruvector.export"]),
     ("viz", ["ruvector.viz"]),
+    ("selftest", ["ruvector.selftest"]),
     ("cli", ["ruvector.cli", "ruvector.__main__"]),
 ]
 # The package root re-exports names lazily (by module path strings) and installs the finder

@@ -4,7 +4,7 @@ import sys
 
 from .. import __version__
 from ..errors import RuvectorError
-from . import bench, export, graph, index, visualize, warmup
+from . import bench, export, graph, index, selftest, visualize, warmup
 
 
 def _demo(args):
@@ -23,6 +23,7 @@ def build_parser():
     warmup.register(sub)
     export.register(sub)
     visualize.register(sub)
+    selftest.register(sub)
     demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser
@@ -32,8 +33,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except RuvectorError as exc:
         print(f"ruvector: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0

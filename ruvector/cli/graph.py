@@ -126,6 +126,14 @@ def _query(args):
         print(f"({len(res)} rows, {res.stats['ms']} ms)", file=sys.stderr)
 
 
+def add_query_options(parser):
+    """--param and --max-hops, shared by the commands that run a query."""
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="JSON value, plain string, or @file.npy / @file.json")
+    parser.add_argument("--max-hops", type=int, default=10,
+                        help="hops an unbounded * may take (default 10)")
+
+
 def register(sub):
     graph = sub.add_parser("graph", help="import, inspect and query graph stores")
     gsub = graph.add_subparsers(dest="action", required=True)
@@ -154,10 +162,7 @@ def register(sub):
     query = gsub.add_parser("query", help="run a MATCH ... RETURN query")
     query.add_argument("dir", help="graph store directory")
     query.add_argument("query", help="the query text, e.g. 'MATCH (a)-->(b) RETURN b.key'")
-    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="JSON value, plain string, or @file.npy / @file.json")
-    query.add_argument("--max-hops", type=int, default=10,
-                       help="hops an unbounded * may take (default 10)")
+    add_query_options(query)
     query.add_argument("--max-expansions", type=int, default=1_000_000,
                        help="edges scanned plus cartesian rows before the query is "
                        "stopped (default 1,000,000)")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import InvalidInput, StorageError
-from .graph import parse_param
+from .graph import add_query_options, parse_param
 
 ATTENTION_ARRAYS = ("weights", "query", "key", "mask")
 
@@ -90,12 +90,9 @@ def register(sub):
                                           "the traversal")
     graph.add_argument("store", help="graph store directory")
     graph.add_argument("query", help="a MATCH ... ATTEND BY ... RETURN query")
-    graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="JSON value, plain string, or @file.npy / @file.json")
+    add_query_options(graph)
     graph.add_argument("--max-context", type=int, default=100,
                        help="neighbours not taken drawn in grey (default 100)")
-    graph.add_argument("--max-hops", type=int, default=10,
-                       help="hops an unbounded * may take (default 10)")
     train = vsub.add_parser("training", help="HISTORY.json OUT: loss curves")
     train.add_argument("history", help="JSON: a list of losses, or {name: [losses], "
                        "best_epoch: i} (FitHistory.save writes one)")

@@ -2,24 +2,7 @@ import numpy as np
 import pytest
 
 from ruvector import DimensionMismatch, InvalidConfig, InvalidInput, MultiHeadAttention
-from tests.conftest import reference_attention
-
-
-def reference_mha(mha, q, k, v, mask=None):
-    """NumPy float64 multi-head attention with the layer's parameters."""
-    p = {n: a.astype(np.float64) for n, a in mha.parameters().items()}
-    bias = lambda n: p.get(n, 0.0)  # noqa: E731
-    H, dh = mha.num_heads, mha.head_dim
-
-    def heads(x):
-        return x.reshape(x.shape[0], x.shape[1], H, dh).transpose(0, 2, 1, 3)
-
-    Q, K, V = heads(q @ p["w_q"] + bias("b_q")), heads(k @ p["w_k"] + bias("b_k")), \
-        heads(v @ p["w_v"] + bias("b_v"))
-    m = None if mask is None else np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))[:, None]
-    out, w = reference_attention(Q, K, V, m, mha.causal)
-    merged = out.transpose(0, 2, 1, 3).reshape(q.shape[0], q.shape[1], -1)
-    return merged @ p["w_o"] + bias("b_o"), w.mean(axis=1), w
+from ruvector.selftest.reference import reference_mha
 
 
 def test_parameter_layout():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ruvector import DimensionMismatch, GATLayer, GINLayer, InvalidConfig, InvalidInput, SAGELayer
-from tests.conftest import fd_entry, finite_difference, rel_error
+from ruvector.selftest.reference import gat_reference, gradient_errors, sage_reference
 
 
 def random_graph(rng, n, e, self_loops=True, multi=True):
@@ -14,43 +14,6 @@ def random_graph(rng, n, e, self_loops=True, multi=True):
     if self_loops:
         src[3], dst[3] = 4, 4
     return np.stack([src, dst])
-
-
-def gat_reference(layer, x, ei, edge_attr=None):
-    """Edge-list float64 GAT (PyG GATConv semantics), with self-loop handling."""
-    p = {k: v.astype(np.float64) for k, v in layer.parameters().items()}
-    x = x.astype(np.float64)
-    N, H, C = x.shape[0], layer.heads, layer.out_dim
-    src, dst = ei
-    attr = None if edge_attr is None else edge_attr.astype(np.float64)
-    if layer.add_self_loops:
-        keep = src != dst
-        src, dst = src[keep], dst[keep]
-        if attr is not None:
-            attr = attr[keep]
-            loop = np.zeros((N, attr.shape[1]))
-            for i in range(N):
-                if np.any(dst == i):
-                    loop[i] = attr[dst == i].mean(0)
-            attr = np.concatenate([attr, loop])
-        src = np.concatenate([src, np.arange(N)])
-        dst = np.concatenate([dst, np.arange(N)])
-    h = (x @ p["weight"]).reshape(N, H, C)
-    s = (h[src] * p["att_src"]).sum(-1) + (h[dst] * p["att_dst"]).sum(-1)
-    if attr is not None:
-        he = (attr @ p["weight_edge"]).reshape(-1, H, C)
-        s = s + (he * p["att_edge"]).sum(-1)
-    z = np.where(s > 0, s, layer.negative_slope * s)
-    alpha = np.zeros_like(z)
-    out = np.zeros((N, H, C))
-    for i in range(N):
-        m = dst == i
-        if m.any():
-            w = np.exp(z[m] - z[m].max(0))
-            alpha[m] = w / w.sum(0)
-            out[i] = (alpha[m][:, :, None] * h[src[m]]).sum(0)
-    y = out.reshape(N, H * C) if layer.concat else out.mean(1)
-    return y + p.get("bias", 0), alpha
 
 
 @pytest.mark.parametrize("concat", [True, False])
@@ -82,30 +45,8 @@ def test_gat_matches_reference(rng, concat, loops, edge_dim):
 def _fd_check(layer, inputs, forward, wrt_params=True, tol=1e-4, sample=None):
     """Gradients of inputs (and parameters) against central differences; with ``sample``,
     at that many random entries of each array."""
-    rng = np.random.default_rng(0)
-    out = forward()
-    w = rng.standard_normal(out.shape)
-
-    def loss():
-        return float((forward() * w).sum())
-
-    def check(g, x, what):
-        if sample is None or x.size <= sample:
-            assert rel_error(g, finite_difference(loss, x)) < tol, what
-            return
-        idx = rng.choice(x.size, sample, replace=False)
-        fd = np.array([fd_entry(loss, x, i) for i in idx])
-        assert rel_error(g.reshape(-1)[idx], fd) < tol, what
-
-    loss()
-    layer.zero_grad()
-    grads = layer.backward(w)
-    grads = grads if isinstance(grads, tuple) else (grads,)
-    for x, g in zip(inputs, grads):
-        check(g, x, "input")
-    if wrt_params:
-        for name, p in layer.parameters().items():
-            check(layer.grads[name], p, name)
+    errors = gradient_errors(layer, inputs, forward, wrt_params, sample)
+    assert max(errors.values()) < tol, errors
 
 
 @pytest.mark.parametrize("concat", [True, False])
@@ -158,15 +99,7 @@ def test_sage_matches_reference_and_backward(rng, aggr, normalize):
     layer = SAGELayer(4, 3, aggr=aggr, normalize=normalize, seed=1, dtype=np.float64)
     layer.bias[:] = rng.standard_normal(3)
     x = rng.standard_normal((N, 4))
-    agg = np.zeros((N, 4))
-    for i in range(N):
-        nb = x[ei[0][ei[1] == i]]
-        if len(nb):
-            agg[i] = {"mean": nb.mean(0), "max": nb.max(0), "sum": nb.sum(0)}[aggr]
-    ref = agg @ layer.w_neigh + x @ layer.w_root + layer.bias
-    if normalize:
-        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    np.testing.assert_allclose(layer.forward(x, ei), ref, rtol=1e-10)
+    np.testing.assert_allclose(layer.forward(x, ei), sage_reference(layer, x, ei), rtol=1e-10)
     _fd_check(layer, (x,), lambda: layer.forward(x, ei), tol=1e-5)
 
 
