@@ -30,7 +30,19 @@ PARALLEL_MIN_WORK = 1 << 20
 PARALLEL_MIN_WORK_BACKWARD = 1 << 16
 DEFAULT_MAX_KEYS = 1 << 24
 
-_NO_MASK = np.broadcast_to(np.ones((1, 1, 1, 1), dtype=np.bool_), (1, 1, 1, 1))
+def compact_mask(mask, shape):
+    """``mask`` (broadcastable to the 4-D ``shape``) as a read-only C-contiguous 4-D array
+    whose axes are full or 1 (the kernels read axis n at index 0 when it is 1): broadcast
+    axes are never copied out, and every mask reaches the kernels in one array type, so each
+    kernel compiles once per dtype instead of once per mask layout."""
+    m = np.broadcast_to(mask, shape)
+    m = np.ascontiguousarray(m[tuple(slice(0, 1) if st == 0 else slice(None)
+                                     for st in m.strides)]).view()
+    m.flags.writeable = False
+    return m
+
+
+_NO_MASK = compact_mask(np.ones((1, 1, 1, 1), dtype=np.bool_), (1, 1, 1, 1))
 _local = threading.local()
 
 
@@ -92,7 +104,7 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, drop_p=0.0, 
     Lk, Dv = k.shape[2], v.shape[3]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     has_mask = mask is not None
-    mask4 = np.broadcast_to(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
+    mask4 = compact_mask(mask, (B, H, Lq, Lk)) if has_mask else _NO_MASK
     parallel, W = _plan(B, H, Lq, Lk, D, Dv)
     nqb = -(-Lq // dense.QB_FWD)
     nkc = 1

@@ -85,8 +85,11 @@ def _tile_needs_mask(has_mask, causal, window, i0, i1, jt, je):
 
 @njit(cache=True, inline="always")
 def allowed(mask, has_mask, causal, window, b, h, i, j):
-    """True when query i of (b, h) may attend to key j (mask, causal j <= i, band |i - j|)."""
-    return (not has_mask or mask[b, h, i, j]) and (not causal or j <= i) and (
+    """True when query i of (b, h) may attend to key j (mask, causal j <= i, band |i - j|);
+    an axis of length 1 in ``mask`` is broadcast."""
+    return (not has_mask or mask[b if mask.shape[0] > 1 else 0, h if mask.shape[1] > 1 else 0,
+                                 i if mask.shape[2] > 1 else 0, j if mask.shape[3] > 1 else 0]
+            ) and (not causal or j <= i) and (
         window < 0 or abs(i - j) <= window)
 
 

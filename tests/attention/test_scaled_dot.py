@@ -286,3 +286,23 @@ def test_scale_must_be_a_finite_non_zero_number():
             sdpa(q[0], q, q, scale=bad)  # the single-query path too
         with pytest.raises(InvalidConfig, match="scale"):
             ScaledDotProductAttention(scale=bad)
+
+
+def test_every_mask_form_uses_one_compiled_kernel(rng):
+    """Broadcast, full, read-only, non-contiguous and absent masks reach the kernels in one
+    array type (one compile per dtype), and broadcast axes stay length 1."""
+    from ruvector.attention.functional import compact_mask
+    from ruvector.kernels import dense
+    q, k, v = (rng.standard_normal((2, 3, 6, 4)).astype(np.float32) for _ in range(3))
+    full = rng.random((2, 3, 6, 6)) > 0.3
+    readonly = full.copy()
+    readonly.flags.writeable = False
+    forms = [None, full, readonly, full[:, :1], full[0, 0], full[0, 0, 0], full.transpose(
+        0, 1, 3, 2).copy().transpose(0, 1, 3, 2), np.broadcast_to(full[:1], full.shape)]
+    for mask in forms:
+        out = sdpa(q, k, v, mask)
+        np.testing.assert_allclose(out, reference_attention(q, k, v, mask)[0], atol=1e-5)
+    mask_types = {s[3] for s in dense.forward_serial.signatures if s[0].dtype.name == "float32"}
+    assert len(mask_types) == 1, mask_types
+    m = compact_mask(np.broadcast_to(full[:, :1], full.shape), full.shape)
+    assert m.shape == (2, 1, 6, 6) and m.flags.c_contiguous and not m.flags.writeable
