@@ -20,6 +20,7 @@ FLOORS = [
     ("graph arrays", ["ruvector.graph.arrays"]),
     ("query", ["ruvector.graph.query"]),
     ("graph", ["ruvector.graph"]),
+    ("eval", ["ruvector.eval"]),
     ("export", ["ruvector.export"]),
     ("viz", ["ruvector.viz"]),
     ("selftest", ["ruvector.selftest"]),

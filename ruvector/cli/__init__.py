@@ -4,7 +4,7 @@ import sys
 
 from .. import __version__
 from ..errors import RuvectorError
-from . import bench, export, graph, index, selftest, visualize, warmup
+from . import bench, evaluation, export, graph, index, selftest, visualize, warmup
 
 
 def _demo(args):
@@ -24,6 +24,7 @@ def build_parser():
     export.register(sub)
     visualize.register(sub)
     selftest.register(sub)
+    evaluation.register(sub)
     demo = sub.add_parser("demo", help="vector store and graph query demo on built-in data")
     demo.set_defaults(func=_demo)
     return parser

@@ -269,8 +269,10 @@ def _training(draw):
 
 def _cli(draw):
     from ruvector.cli import main
-    # not "bench", "demo" or "warmup": they run whole workloads by design (tests/cli has them)
-    words = ["index", "build", "search", "info", "graph", "import", "query",
+    # not "bench", "demo", "warmup" or "selftest": they run whole workloads by design (tests/cli
+    # and tests/test_selftest.py have them)
+    words = ["index", "build", "search", "info", "graph", "import", "query", "export",
+             "visualize", "attention", "training", "eval",
              "--k", "-1", "0", "nan", "x", "--metric", "hamming", "/nonexistent", "--dim",
              "99999999999999999999", "--help", "--version", ""]
     argv = draw(st.lists(st.sampled_from(words), max_size=5))
