@@ -33,7 +33,8 @@ def register(sub):
     p.add_argument("--dataset", choices=("digits",),
                    help="a bundled judged set instead (digits: needs ruvector[eval])")
     p.add_argument("--vector-column", default="vector", help="table column of the vectors")
-    p.add_argument("--metric", choices=("cosine", "l2", "ip"), default="cosine")
+    p.add_argument("--metric", choices=("cosine", "l2", "ip"), default="cosine",
+                   help="the store's metric (default cosine)")
     p.add_argument("-k", type=int, default=10, help="recall@k (default 10)")
     p.add_argument("--candidates", type=int, default=100,
                    help="HNSW results each re-ranker re-scores (default 100)")
@@ -42,6 +43,7 @@ def register(sub):
     p.add_argument("--test-share", type=float, default=0.5,
                    help="share of the queries held out and scored (default 0.5); the "
                    "others train the learned distance")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the query split, the learned distance and the dataset split")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_eval)
