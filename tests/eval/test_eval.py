@@ -48,6 +48,15 @@ def test_harness_against_brute_force(rng):
         assert 0 <= r["recall@10"] <= report.row("ceiling")["recall@10"] + 1e-12
         assert 0 <= r["ndcg@10"] <= 1 and 0 <= r["mrr"] <= 1 and r["ms_per_query"] > 0
     assert report.info["queries_test"] == 30 and "recall@10" in report.table()
+    chosen = report.info["learned"]
+    assert set(chosen["validation_ndcg@10"]) == {"start", "temperature 0.05",
+                                                 "temperature 0.1", "temperature 0.2"}
+    best = max(chosen["validation_ndcg@10"].values())
+    key = "start" if chosen["chosen_temperature"] is None else \
+        f"temperature {chosen['chosen_temperature']}"
+    assert chosen["validation_ndcg@10"][key] == best
+    assert report.row("exact")["ceiling_share"] == pytest.approx(
+        report.row("exact")["recall@10"] / report.row("ceiling")["recall@10"])
     assert json.loads(report.to_json())["results"][0]["method"] == "ceiling"
 
 
