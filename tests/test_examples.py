@@ -28,3 +28,14 @@ def test_geometric_sparse_example():
     assert result["weights"].argmax() == len(result["weights"]) - 1   # a leaf attends to itself
     assert result["dist_after"] < result["dist_before"]
     assert result["windowed_error"] < 1e-5
+
+
+def test_rerank_quality_example():
+    lines = []
+    result = load("rerank_quality").run(seeds=range(2), limit=400, out=lines.append)
+    assert list(result) == ["ceiling", "hnsw", "exact", "attention", "mmr", "learned"]
+    assert len(lines) == 7 and "ndcg@10" in lines[0]
+    for method, cols in result.items():
+        assert 0 <= cols["recall@10"][0] <= result["ceiling"]["recall@10"][0] + 1e-12, method
+    # the learned distance is chosen on validation queries, its untrained start among them
+    assert result["learned"]["ndcg@10"][0] >= 0.9 * result["hnsw"]["ndcg@10"][0]
