@@ -12,5 +12,5 @@ def require(module, extra, feature):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependency(
-            f"{feature} needs the {module!r} package ({exc}); install it with "
+            f"{feature} needs the {module.split('.')[0]!r} package ({exc}); install it with "
             f'pip install "ruvector[{extra}]"') from None
