@@ -22,6 +22,7 @@ def _load_npz(path):
 
 def _attention(args):
     from ..viz import attention_heatmap, attention_weights
+    _check_options(args)
     arrays = _load_npz(args.input)
     mask = arrays.get("mask")
     if "weights" in arrays:
@@ -40,6 +41,18 @@ def _attention(args):
         raise InvalidInput(f"{args.input} needs a weights array, or query and key arrays")
     fig = attention_heatmap(weights, mask=mask, title=args.title or f"{args.type} attention")
     _save(fig, args)
+
+
+# The --type each option belongs to: given with another type it would be ignored.
+TYPE_OPTIONS = {"heads": "multihead", "checkpoint": "multihead", "window": "sparse",
+                "stride": "sparse", "top_k": "sparse"}
+
+
+def _check_options(args):
+    for name, kind in TYPE_OPTIONS.items():
+        if getattr(args, name) is not None and args.type != kind:
+            raise InvalidInput(f"--{name.replace('_', '-')} applies to --type {kind}, "
+                               f"not {args.type}")
 
 
 def _graph(args):

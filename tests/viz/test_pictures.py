@@ -156,3 +156,6 @@ def test_cli_pictures(tmp_path, rng, store, capsys):
                  str(tmp_path / "x.png")]) == 2
     assert "expected weights" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+    assert main(["visualize", "attention", str(tmp_path / "qk.npz"), str(tmp_path / "x.png"),
+                 "--window", "2"]) == 2
+    assert "--window applies to --type sparse" in capsys.readouterr().err
