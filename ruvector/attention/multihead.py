@@ -45,9 +45,9 @@ class MultiHeadAttention(Module):
     (d_model,)``.  Weights are Glorot-uniform from ``seed``, biases zero.  (PyTorch's
     ``in_proj_weight`` rows are these matrices transposed.)
 
-    ``forward(query, key, value, mask=None, need_weights=False, average_weights=True)``: query (Lq, d_model) or
-    (B, Lq, d_model) (or a single (d_model,) vector), key (.., Lk, kdim), value
-    (.., Lk, vdim).  ``mask`` is boolean (True = may attend), broadcastable to (B, Lq, Lk),
+    ``forward(query, key, value, mask=None, need_weights=False, average_weights=True)``:
+    query (Lq, d_model) or (B, Lq, d_model) (or a single (d_model,) vector), key
+    (.., Lk, kdim), value (.., Lk, vdim).  ``mask`` is boolean (True = may attend), broadcastable to (B, Lq, Lk),
     or (B, H, Lq, Lk) for a per-head mask.  Returns the output in the query's shape and,
     with ``need_weights``, the weights averaged over heads (B, Lq, Lk) (before dropout), or
     per head (B, H, Lq, Lk) with ``average_weights=False`` (no B for an unbatched query).

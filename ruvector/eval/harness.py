@@ -88,8 +88,7 @@ def evaluate(corpus, queries, qrels, *, methods=METHODS, metric="cosine", k=10,
         distance, selection = _learned_distance(store, X, Q, qrels, train, seed,
                                                 fit_options or {}, metric, candidates)
         rerankers["learned"] = _learned_reranker(distance)
-    rows = [_scores("ceiling", store.search(Q[test], candidates).ids, test_qrels, k, None,
-                    recall_depth=candidates)]
+    rows = [_ceiling(store.search(Q[test], candidates).ids, test_qrels, k)]
     for m in methods:
         extra = {} if rerankers[m] is None else {"rerank": rerankers[m],
                                                  "candidates": candidates}
@@ -109,20 +108,21 @@ def evaluate(corpus, queries, qrels, *, methods=METHODS, metric="cosine", k=10,
     return EvalReport(rows, info)
 
 
-def _scores(method, ranked, qrels, k, ms, recall_depth=None):
-    """A report row; ``recall_depth`` scores recall@k over that many results (the
-    ceiling row, which has no ranking metrics of its own)."""
-    if recall_depth is not None:
-        hits = [sum(1 for d in ranked[i] if judged.get(d, 0) > 0) for i, judged in
-                enumerate(qrels)]
-        rel = [sum(1 for g in judged.values() if g > 0) for judged in qrels]
-        capped = [min(h, k) / min(k, r) if r else np.nan for h, r in zip(hits, rel)]
-        return {"method": method, f"recall@{k}": float(np.nanmean(capped)), "ndcg@10": None,
-                "mrr": None, "ms_per_query": None}
+def _scores(method, ranked, qrels, k, ms):
+    """A report row of a method's rankings."""
     return {"method": method, f"recall@{k}": float(np.nanmean(recall_at_k(ranked, qrels, k))),
             "ndcg@10": float(np.nanmean(ndcg_at_k(ranked, qrels, 10))),
             "mrr": float(np.nanmean(reciprocal_rank(ranked, qrels))),
             "ms_per_query": round(ms, 4)}
+
+
+def _ceiling(candidates, qrels, k):
+    """The ceiling row: recall@k of the candidate lists with their relevant items first,
+    what a perfect re-ranker reaches (no ranking metrics of its own)."""
+    ideal = [sorted(row, key=lambda d, judged=judged: judged.get(d, 0) <= 0)
+             for row, judged in zip(candidates, qrels)]
+    return {"method": "ceiling", f"recall@{k}": float(np.nanmean(recall_at_k(ideal, qrels, k))),
+            "ndcg@10": None, "mrr": None, "ms_per_query": None}
 
 
 def _pairs(store, X, Q, qrels, queries, rng):

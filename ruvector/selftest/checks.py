@@ -11,6 +11,7 @@ import numpy as np
 from ..attention import (BlockSparseMask, HyperbolicAttention, MultiHeadAttention,
                          ScaledDotProductAttention, SparseAttention, SphericalAttention,
                          scaled_dot_product_attention)
+from ..errors import InvalidConfig
 from ..gnn import GATLayer, GINLayer, SAGELayer
 from ..graph import GraphStore
 from ..index import VectorStore
@@ -31,7 +32,8 @@ SMOOTH_STEP, KINKED_STEP, FD_FLOOR, FD = 1e-2, 1e-3, 0.1, 1e-2
 
 def check(suite, name):
     """Register ``fn(rng) -> (error, tolerance)`` as check ``name`` of ``suite``."""
-    assert suite in SUITE_NAMES, suite
+    if suite not in SUITE_NAMES:
+        raise InvalidConfig(f"check {name!r}: unknown suite {suite!r} (not in SUITE_NAMES)")
 
     def register(fn):
         SUITES.setdefault(suite, []).append((name, fn))
