@@ -38,7 +38,7 @@ def traversal(store, query, params=None, *, title=None, max_context=100, cmap="v
     colours, norm = colour_map(cmap), Normalize(0.0, max(score.values()))
     for node, anchor in context.items():
         _edge(ax, position[anchor["from"]], position[node], "#c8c8c8", 0.6)
-    top = max(edges.values())
+    top = max(edges.values(), default=1.0)   # a match of start nodes alone has no hop
     for (a, b), s in edges.items():
         _edge(ax, position[a], position[b], colours(norm(s)), 1.0 + 4.0 * s / top, arrow=True)
     if context:

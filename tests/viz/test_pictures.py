@@ -97,6 +97,8 @@ def test_traversal_picture(tmp_path, rng, store):
     assert_picture(tmp_path / "g.png")
     save_figure(fig, tmp_path / "g.svg")
     assert "walk from 0" in (tmp_path / "g.svg").read_text()
+    alone = traversal(store, "MATCH (s {key: 0}) ATTEND BY $q RETURN s", params)
+    assert alone.axes[0].get_title() == "1 matches, 1 nodes reached"
     with pytest.raises(QueryError, match="ATTEND"):
         traversal(store, "MATCH (a)-->(b) RETURN b")
     with pytest.raises(InvalidInput, match="matched nothing"):
